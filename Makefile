@@ -1,0 +1,54 @@
+# One entry point for people and CI: `make serve` runs tracebaton, `make test` tests it.
+# Each target creates .venv and installs what it needs on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Strict editable install: a link tree that mypy can read; re-made when files come or go.
+SOURCES := $(shell find core collector assertions api dashboards demo -type f -name '*.py' 2>/dev/null | sort)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)-$(shell echo $(SOURCES) | sha1sum | cut -c1-10)
+
+.PHONY: install serve test test-slow bench lint typecheck wheel-check clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(BIN)/tracebaton serve
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy -p tracebaton
+
+test: lint typecheck
+	$(BIN)/pytest
+
+test-slow: install
+	$(BIN)/pytest -m slow
+
+bench: install
+	$(BIN)/python benchmarks/bench_ingest.py
+
+# The wheel in a clean virtual environment, imported from outside the repository.
+wheel-check: install
+	rm -rf dist build/wheel-venv
+	$(BIN)/python -m build --wheel --outdir dist . >/dev/null
+	$(PYTHON) -m venv build/wheel-venv
+	build/wheel-venv/bin/python -m pip install -q dist/*.whl mypy types-protobuf types-PyYAML
+	cd /tmp && $(CURDIR)/build/wheel-venv/bin/python -c "import tracebaton, tracebaton.collector, \
+		tracebaton.assertions, tracebaton.api, tracebaton.dashboards, tracebaton.demo; \
+		assert tracebaton.__file__.startswith('$(CURDIR)/build/wheel-venv'), tracebaton.__file__; \
+		print('wheel imports from', tracebaton.__file__)"
+	cd /tmp && $(CURDIR)/build/wheel-venv/bin/mypy -p tracebaton --strict
+	cd /tmp && $(CURDIR)/build/wheel-venv/bin/tracebaton --help >/dev/null
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,42 @@
+"""The collector: OTLP receivers and the span store.
+
+Other components use only what is exported here: the `SpanStore` read protocol and its
+model, the embedded `DuckDBSpanStore`, and the receivers.
+"""
+
+from __future__ import annotations
+
+from ._grpc_receiver import GrpcReceiver
+from ._http_receiver import otlp_http_app
+from ._model import (
+    AttributeValue,
+    IngestResult,
+    SpanEvent,
+    SpanKind,
+    SpanLink,
+    StatusCode,
+    StoredSpan,
+    TraceQuery,
+    TraceSummary,
+)
+from ._otlp_json import decode_export_request_json, encode_export_request_json
+from ._protocol import SpanStore
+from ._store import DuckDBSpanStore
+
+__all__ = [
+    "AttributeValue",
+    "DuckDBSpanStore",
+    "GrpcReceiver",
+    "IngestResult",
+    "SpanEvent",
+    "SpanKind",
+    "SpanLink",
+    "SpanStore",
+    "StatusCode",
+    "StoredSpan",
+    "TraceQuery",
+    "TraceSummary",
+    "decode_export_request_json",
+    "encode_export_request_json",
+    "otlp_http_app",
+]

@@ -1,0 +1,121 @@
+"""OTLP/HTTP: POST /v1/traces, protobuf or JSON, optionally gzip, as the spec says.
+
+The body is read as a stream and refused past the limit (compressed bytes and inflated
+bytes alike), so no request can make the server buffer more than the limit. Decoding
+runs on a worker thread: the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
+
+from ._ingest import (
+    JSON,
+    PROTOBUF,
+    BodyTooLargeError,
+    GzipInflater,
+    decode_request,
+    export_response,
+    too_large_message,
+)
+from ._model import IngestResult
+from ._store import DuckDBSpanStore
+
+log = logging.getLogger("tracebaton.collector")
+
+
+def _status_response(content_type: str, http_status: int, code: int, message: str,
+                     retry_after_s: float | None = None) -> Response:
+    headers = {}
+    status = status_pb2.Status(code=code, message=message)
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after_s)))
+        detail = status.details.add()
+        detail.Pack(error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=max(1, round(retry_after_s)))))
+    if content_type == PROTOBUF:
+        return Response(status.SerializeToString(), http_status, headers, media_type=PROTOBUF)
+    body: dict[str, Any] = {"code": code, "message": message}
+    if retry_after_s is not None:
+        body["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                            "retryDelay": f"{max(1, round(retry_after_s))}s"}]
+    return Response(orjson.dumps(body), http_status, headers, media_type=JSON)
+
+
+def _success_response(content_type: str, result: IngestResult) -> Response:
+    response = export_response(result)
+    if content_type == PROTOBUF:
+        return Response(response.SerializeToString(), 200, media_type=PROTOBUF)
+    body: dict[str, Any] = {}
+    if result.rejected_spans:
+        body["partialSuccess"] = {"rejectedSpans": str(result.rejected_spans),
+                                  "errorMessage": result.error_message}
+    return Response(orjson.dumps(body), 200, media_type=JSON)
+
+
+async def _read_body(request: Request, encoding: str, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(too_large_message(limit))
+    if encoding == "gzip":
+        inflater = GzipInflater(limit)
+        async for chunk in request.stream():
+            inflater.feed(chunk)
+        return inflater.finish()
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise BodyTooLargeError(too_large_message(limit))
+    return bytes(received)
+
+
+def otlp_http_app(store: DuckDBSpanStore, *, max_body_bytes: int) -> Starlette:
+    def decode_and_submit(body: bytes, content_type: str) -> Any:
+        request: ExportTraceServiceRequest = decode_request(body, content_type)
+        return store.ingest(request)
+
+    async def export(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in (PROTOBUF, JSON):
+            return _status_response(
+                JSON, 415, code_pb2.INVALID_ARGUMENT,
+                f"Content-Type {content_type or '(none)'!r} is not OTLP; send "
+                f"{PROTOBUF} or {JSON}")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("gzip", "identity", ""):
+            return _status_response(
+                content_type, 415, code_pb2.INVALID_ARGUMENT,
+                f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding")
+        try:
+            body = await _read_body(request, encoding, max_body_bytes)
+            future = await run_in_threadpool(decode_and_submit, body, content_type)
+            result: IngestResult = await asyncio.wrap_future(future)
+        except BodyTooLargeError as error:
+            return _status_response(content_type, 413, code_pb2.RESOURCE_EXHAUSTED, str(error))
+        except OtlpDecodeError as error:
+            return _status_response(content_type, 400, code_pb2.INVALID_ARGUMENT, str(error))
+        except StoreSaturatedError as error:
+            return _status_response(content_type, 503, code_pb2.UNAVAILABLE, str(error),
+                                    retry_after_s=error.retry_after_s)
+        except StoreError as error:
+            log.warning("OTLP/HTTP export not stored: %s", error)
+            return _status_response(content_type, 503, code_pb2.UNAVAILABLE, str(error),
+                                    retry_after_s=1.0)
+        return _success_response(content_type, result)
+
+    return Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])

@@ -1,0 +1,87 @@
+"""What both receivers share: bounded bodies, decoding by content type, status messages."""
+
+from __future__ import annotations
+
+import zlib
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from tracebaton import OtlpDecodeError
+
+from ._model import IngestResult
+from ._otlp_json import decode_export_request_json
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class BodyTooLargeError(Exception):
+    """The body exceeds the limit (after decompression): 413 / RESOURCE_EXHAUSTED."""
+
+
+class UnsupportedMediaError(Exception):
+    """Unknown Content-Type or Content-Encoding: 415."""
+
+
+def too_large_message(limit: int) -> str:
+    return (
+        f"request body exceeds {limit} bytes after decompression; export smaller batches "
+        "(OTEL_BSP_MAX_EXPORT_BATCH_SIZE) or raise the server's TRACEBATON_MAX_BODY_BYTES"
+    )
+
+
+class GzipInflater:
+    """Inflates a gzip stream chunk by chunk, refusing past `limit` output bytes.
+
+    A gzip bomb stops at limit + 1 bytes of output: it is never inflated whole.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._out = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        if self._inflater.eof:
+            if chunk:
+                raise OtlpDecodeError("gzip body has data after its end; send one gzip member")
+            return
+        try:
+            data = self._inflater.decompress(chunk, self._limit + 1 - len(self._out))
+        except zlib.error as error:
+            raise OtlpDecodeError(
+                f"Content-Encoding is gzip but the body is not valid gzip ({error}); "
+                "compress the body or drop the Content-Encoding header") from None
+        self._out += data
+        if len(self._out) > self._limit or self._inflater.unconsumed_tail:
+            raise BodyTooLargeError(too_large_message(self._limit))
+
+    def finish(self) -> bytes:
+        if not self._inflater.eof:
+            raise OtlpDecodeError("gzip body is truncated; send the whole compressed body")
+        return bytes(self._out)
+
+
+def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    if content_type == PROTOBUF:
+        try:
+            return ExportTraceServiceRequest.FromString(body)
+        except DecodeError as error:
+            raise OtlpDecodeError(
+                f"body is not an OTLP ExportTraceServiceRequest in protobuf ({error}); "
+                "send a serialized request, or OTLP/JSON with Content-Type application/json"
+            ) from None
+    return decode_export_request_json(body)
+
+
+def export_response(result: IngestResult) -> ExportTraceServiceResponse:
+    response = ExportTraceServiceResponse()
+    if result.rejected_spans:
+        response.partial_success.CopyFrom(ExportTracePartialSuccess(
+            rejected_spans=result.rejected_spans, error_message=result.error_message))
+    return response

@@ -1,0 +1,144 @@
+"""What the store hands to readers: typed, immutable, independent of the storage engine.
+
+A ClickHouse-backed store returns the same objects, so the flow engine, the API and the
+dashboard never see SQL rows or protobuf messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
+
+AttributeValue: TypeAlias = (
+    str | bool | int | float | bytes | Sequence["AttributeValue"] | Mapping[str, "AttributeValue"] | None
+)
+"""An OTLP AnyValue as Python: types are kept (an int stays an int)."""
+
+Attributes: TypeAlias = Mapping[str, AttributeValue]
+
+
+class SpanKind(enum.IntEnum):
+    """OTLP span kinds, with the lower-case names the flow spec and REST API use."""
+
+    UNSPECIFIED = 0
+    INTERNAL = 1
+    SERVER = 2
+    CLIENT = 3
+    PRODUCER = 4
+    CONSUMER = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class StatusCode(enum.IntEnum):
+    UNSET = 0
+    OK = 1
+    ERROR = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+# W3C trace flags live in bits 0-7 of Span.flags; OTLP adds whether the parent was remote.
+FLAG_SAMPLED = 0x01
+FLAG_HAS_IS_REMOTE = 0x100
+FLAG_IS_REMOTE = 0x200
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpanEvent:
+    name: str
+    time_unix_nano: int
+    attributes: Attributes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpanLink:
+    trace_id: str
+    span_id: str
+    trace_state: str
+    flags: int
+    attributes: Attributes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredSpan:
+    """One span as stored. Ids are lower-case hex; times are unix nanoseconds."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: SpanKind
+    start_unix_nano: int
+    end_unix_nano: int
+    status_code: StatusCode
+    status_message: str
+    service: str
+    trace_state: str
+    flags: int
+    attributes: Attributes
+    events: tuple[SpanEvent, ...]
+    links: tuple[SpanLink, ...]
+    resource: Attributes
+    scope_name: str
+    scope_version: str
+    arrival_unix_nano: int
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_unix_nano - self.start_unix_nano
+
+    @property
+    def parent_is_remote(self) -> bool | None:
+        """True/False when the exporter said so (OTLP flags bits 8-9), else None."""
+        if not self.flags & FLAG_HAS_IS_REMOTE:
+            return None
+        return bool(self.flags & FLAG_IS_REMOTE)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TraceSummary:
+    """One line of a trace listing."""
+
+    trace_id: str
+    root_service: str | None
+    root_name: str | None
+    start_unix_nano: int
+    end_unix_nano: int
+    span_count: int
+    error_count: int
+    services: tuple[str, ...]
+    last_arrival_unix_nano: int
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_unix_nano - self.start_unix_nano
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TraceQuery:
+    """A filter for `SpanStore.traces`. Every given field must hold for some span."""
+
+    service: str | None = None
+    name: str | None = None
+    """A glob over span names (`POST /checkout*`)."""
+    attributes: Mapping[str, str | int | float | bool] = dataclasses.field(default_factory=dict)
+    status: StatusCode | None = None
+    since_unix_nano: int | None = None
+    """Only traces with a span that arrived at or after this time."""
+    limit: int = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What a receiver reports back to an exporter once spans are committed."""
+
+    accepted_spans: int
+    rejected_spans: int
+    error_message: str = ""

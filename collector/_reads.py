@@ -1,0 +1,254 @@
+"""Read queries over the DuckDB store, returning the engine-neutral model."""
+
+from __future__ import annotations
+
+import functools
+import re
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from ._anyvalue import attribute_dict, attribute_patterns, attributes_match
+from ._model import (
+    Attributes,
+    SpanEvent,
+    SpanKind,
+    SpanLink,
+    StatusCode,
+    StoredSpan,
+    TraceQuery,
+    TraceSummary,
+)
+
+_HEX_TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+_SPAN_SELECT = (
+    "SELECT s.trace_id, s.span_id, s.parent_span_id, s.service, s.resource_id, s.scope_id, "
+    "s.body, s.arrival_ns FROM spans s"
+)
+# Prefilter over bodies: both sides go through the same decoding, so equal bytes give
+# equal text (see _anyvalue.attribute_patterns); exact matching happens in Python.
+_BODY_CONTAINS = "contains(decode(s.body, 'replace'), decode(?::BLOB, 'replace'))"
+
+
+def trace_id_bytes(trace_id: str) -> bytes:
+    if not isinstance(trace_id, str) or not _HEX_TRACE_ID.match(trace_id):
+        raise ValueError(f"trace id {trace_id!r} is not 32 hex digits")
+    return bytes.fromhex(trace_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resource(body: bytes) -> Attributes:
+    # Shared between the spans of a resource, hence read-only.
+    return types.MappingProxyType(attribute_dict(Resource.FromString(body).attributes))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope(body: bytes) -> tuple[str, str]:
+    scope = InstrumentationScope.FromString(body)
+    return scope.name, scope.version
+
+
+def _kind(value: int) -> SpanKind:
+    try:
+        return SpanKind(value)
+    except ValueError:
+        return SpanKind.UNSPECIFIED
+
+
+def _status(value: int) -> StatusCode:
+    try:
+        return StatusCode(value)
+    except ValueError:
+        return StatusCode.UNSET
+
+
+class SpanReader:
+    """Reads through one DuckDB connection (one per thread: connections are not shared)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+        self._resource_bodies: dict[int, bytes] = {}
+        self._scope_bodies: dict[int, bytes] = {}
+
+    def _lookup_bodies(self, table: str, key: str, ids: set[int], cache: dict[int, bytes]) -> None:
+        missing = [i for i in ids if i not in cache]
+        if missing:
+            for rid, body in self._connection.execute(
+                f"SELECT {key}, body FROM {table} WHERE {key} IN (SELECT unnest(?))", [missing]
+            ).fetchall():
+                cache[rid] = body
+
+    def _spans(self, rows: Sequence[tuple[Any, ...]]) -> list[StoredSpan]:
+        self._lookup_bodies("resources", "resource_id", {r[4] for r in rows}, self._resource_bodies)
+        self._lookup_bodies("scopes", "scope_id", {r[5] for r in rows}, self._scope_bodies)
+        seen: set[tuple[bytes, bytes]] = set()
+        out: list[StoredSpan] = []
+        for trace_id, span_id, parent_id, service, resource_id, scope_id, body, arrival in rows:
+            if (span_id, body) in seen:
+                continue  # a re-sent span: an exporter retried a request we had committed
+            seen.add((span_id, body))
+            span = Span.FromString(body)
+            resource_body = self._resource_bodies.get(resource_id)
+            scope_body = self._scope_bodies.get(scope_id)
+            scope_name, scope_version = _scope(scope_body) if scope_body is not None else ("", "")
+            out.append(StoredSpan(
+                trace_id=trace_id.hex(),
+                span_id=span_id.hex(),
+                parent_span_id=parent_id.hex() if parent_id else None,
+                name=span.name,
+                kind=_kind(span.kind),
+                start_unix_nano=span.start_time_unix_nano,
+                end_unix_nano=span.end_time_unix_nano,
+                status_code=_status(span.status.code),
+                status_message=span.status.message,
+                service=service,
+                trace_state=span.trace_state,
+                flags=span.flags,
+                attributes=attribute_dict(span.attributes),
+                events=tuple(
+                    SpanEvent(e.name, e.time_unix_nano, attribute_dict(e.attributes))
+                    for e in span.events
+                ),
+                links=tuple(
+                    SpanLink(link.trace_id.hex(), link.span_id.hex(), link.trace_state,
+                             link.flags, attribute_dict(link.attributes))
+                    for link in span.links
+                ),
+                resource=_resource(resource_body) if resource_body is not None else {},
+                scope_name=scope_name,
+                scope_version=scope_version,
+                arrival_unix_nano=arrival,
+            ))
+        out.sort(key=lambda s: (s.start_unix_nano, s.span_id))
+        return out
+
+    def trace(self, trace_id: str) -> list[StoredSpan]:
+        rows = self._connection.execute(
+            f"{_SPAN_SELECT} WHERE s.trace_id = ?", [trace_id_bytes(trace_id)]
+        ).fetchall()
+        return self._spans(rows)
+
+    def roots(self, service: str | None, address: tuple[str, int] | None,
+              start_unix_nano: int, end_unix_nano: int) -> list[StoredSpan]:
+        sql = (f"{_SPAN_SELECT} WHERE s.parent_span_id IS NULL AND s.kind = {int(SpanKind.SERVER)} "
+               "AND s.start_ns BETWEEN ? AND ?")
+        params: list[Any] = [max(start_unix_nano, 0), max(end_unix_nano, 0)]
+        if service is not None:
+            sql += " AND s.service = ?"
+            params.append(service)
+        if address is not None:
+            sql += f" AND {_BODY_CONTAINS}"
+            params.append(address[0].encode())
+        spans = self._spans(self._connection.execute(sql, params).fetchall())
+        if address is not None:
+            spans = [s for s in spans if served_at(s.attributes, *address)]
+        return spans
+
+    def linked(self, trace_id: str) -> list[str]:
+        rows = self._connection.execute(
+            "SELECT DISTINCT trace_id FROM span_links WHERE linked_trace_id = ? "
+            "AND trace_id <> linked_trace_id ORDER BY trace_id",
+            [trace_id_bytes(trace_id)],
+        ).fetchall()
+        return [row[0].hex() for row in rows]
+
+    def span_count(self) -> int:
+        row = self._connection.execute("SELECT count(*) FROM spans").fetchone()
+        return int(row[0]) if row else 0
+
+    def traces(self, query: TraceQuery) -> list[TraceSummary]:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.since_unix_nano is not None:
+            where.append("s.arrival_ns >= ?")
+            params.append(query.since_unix_nano)
+        if query.service is not None:
+            where.append("s.service = ?")
+            params.append(query.service)
+        if query.name is not None:
+            where.append("s.name GLOB ?")
+            params.append(query.name)
+        if query.status is not None:
+            where.append("s.status_code = ?")
+            params.append(int(query.status))
+        for key, wanted in query.attributes.items():
+            alternatives = attribute_patterns(key, wanted)
+            where.append("(" + " OR ".join([_BODY_CONTAINS] * len(alternatives)) + ")")
+            params.extend(alternatives)
+        condition = " AND ".join(where) or "TRUE"
+        limit = max(1, min(int(query.limit), 10_000))
+        if query.attributes:
+            # Confirm the prefilter's candidates exactly, then summarize those traces.
+            candidates = self._connection.execute(
+                f"SELECT s.trace_id, s.body, s.arrival_ns FROM spans s WHERE {condition} "
+                "ORDER BY s.arrival_ns DESC", params,
+            ).fetchall()
+            matched: list[bytes] = []
+            seen: set[bytes] = set()
+            for trace_id, body, _ in candidates:
+                if trace_id in seen:
+                    continue
+                if attributes_match(attribute_dict(Span.FromString(body).attributes), query.attributes):
+                    seen.add(trace_id)
+                    matched.append(trace_id)
+                    if len(matched) >= limit:
+                        break
+            if not matched:
+                return []
+            id_source = "SELECT unnest(?) AS trace_id"
+            id_params: list[Any] = [matched]
+        else:
+            id_source = (f"SELECT s.trace_id FROM spans s WHERE {condition} GROUP BY s.trace_id "
+                         "ORDER BY max(s.arrival_ns) DESC LIMIT ?")
+            id_params = [*params, limit]
+        rows = self._connection.execute(
+            f"""
+            WITH ids AS ({id_source})
+            SELECT trace_id,
+                   coalesce(arg_min(service, start_ns) FILTER (WHERE parent_span_id IS NULL),
+                            arg_min(service, start_ns)),
+                   coalesce(arg_min(name, start_ns) FILTER (WHERE parent_span_id IS NULL),
+                            arg_min(name, start_ns)),
+                   min(start_ns), max(end_ns),
+                   count(DISTINCT span_id),
+                   count(DISTINCT span_id) FILTER (WHERE status_code = {int(StatusCode.ERROR)}),
+                   list(DISTINCT service ORDER BY service),
+                   max(arrival_ns)
+            FROM spans WHERE trace_id IN (SELECT trace_id FROM ids)
+            GROUP BY trace_id
+            ORDER BY max(arrival_ns) DESC, trace_id
+            """,
+            id_params,
+        ).fetchall()
+        return [
+            TraceSummary(
+                trace_id=row[0].hex(), root_service=row[1], root_name=row[2],
+                start_unix_nano=int(row[3]), end_unix_nano=int(row[4]), span_count=int(row[5]),
+                error_count=int(row[6]), services=tuple(row[7]), last_arrival_unix_nano=int(row[8]),
+            )
+            for row in rows
+        ]
+
+
+def _url_hostport(url: str) -> str | None:
+    match = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/]*@)?([^/?#]+)", url)
+    return match.group(1).lower() if match else None
+
+
+def served_at(attributes: Attributes, host: str, port: int) -> bool:
+    """Whether a SERVER span's attributes say it answered at host:port (old and new conventions)."""
+    host = host.lower()
+    for host_key, port_key in (("server.address", "server.port"), ("net.host.name", "net.host.port")):
+        if str(attributes.get(host_key, "")).lower() == host and attributes.get(port_key) == port:
+            return True
+    for url_key in ("url.full", "http.url"):
+        url = attributes.get(url_key)
+        if isinstance(url, str) and _url_hostport(url) == f"{host}:{port}":
+            return True
+    http_host = attributes.get("http.host")
+    return isinstance(http_host, str) and http_host.lower() == f"{host}:{port}"

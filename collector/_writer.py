@@ -1,0 +1,171 @@
+"""Grouped commits: many requests, one transaction, acknowledged after COMMIT.
+
+Receivers decode on their own threads and hand batches here. One writer thread owns the
+write connection and takes everything queued (up to `max_group_spans`) into a single
+transaction, so a commit's fixed cost (the WAL flush) is shared under load while a lone
+request under light load is committed at once. DuckDB releases the GIL while it writes,
+so decoding the next requests overlaps with writing these.
+
+The queue is bounded in spans: when it is full, `submit` refuses at once and receivers
+answer 503 / UNAVAILABLE with a retry delay, so memory stays bounded under overload.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from concurrent.futures import Future
+
+import duckdb
+import pyarrow as pa
+
+from tracebaton import StoreClosedError, StoreError, StoreSaturatedError
+
+from ._arrivals import ArrivalBoard
+from ._columns import SpanBatch
+from ._model import IngestResult
+
+log = logging.getLogger("tracebaton.collector")
+
+RETRY_AFTER_S = 1.0
+
+
+class _Pending:
+    __slots__ = ("batch", "future")
+
+    def __init__(self, batch: SpanBatch) -> None:
+        self.batch = batch
+        self.future: Future[IngestResult] = Future()
+
+
+class CommitWriter:
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        board: ArrivalBoard,
+        *,
+        max_pending_spans: int,
+        max_group_spans: int = 65_536,
+    ) -> None:
+        self._connection = connection
+        self._board = board
+        self._max_pending = max_pending_spans
+        self._max_group = max_group_spans
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._pending_spans = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._known_resources: set[int] = set()
+        self._known_scopes: set[int] = set()
+        self._thread = threading.Thread(target=self._run, name="tracebaton-writer", daemon=True)
+        self.committed_spans = 0
+        self.commits = 0
+
+    def start(self) -> None:
+        self._known_resources = {r for (r,) in self._connection.execute(
+            "SELECT resource_id FROM resources").fetchall()}
+        self._known_scopes = {s for (s,) in self._connection.execute(
+            "SELECT scope_id FROM scopes").fetchall()}
+        self._thread.start()
+
+    @property
+    def pending_spans(self) -> int:
+        return self._pending_spans
+
+    def submit(self, batch: SpanBatch) -> Future[IngestResult]:
+        """Queue a batch; the future resolves once it is committed and readable."""
+        pending = _Pending(batch)
+        with self._cond:
+            if self._closing:
+                raise StoreClosedError("the store is shutting down; nothing more is accepted")
+            # With nothing pending, any batch is admitted, however large, so that a request
+            # within the body limit can never be refused forever.
+            if self._pending_spans and self._pending_spans + batch.span_count > self._max_pending:
+                raise StoreSaturatedError(
+                    f"ingest is saturated: {self._pending_spans} spans wait to be written "
+                    f"(limit {self._max_pending}); retry in {RETRY_AFTER_S:g} s",
+                    retry_after_s=RETRY_AFTER_S,
+                )
+            self._queue.append(pending)
+            self._pending_spans += batch.span_count
+            self._cond.notify()
+        return pending.future
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _take_group(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            group = [self._queue.popleft()]
+            spans = group[0].batch.span_count
+            while self._queue and spans + self._queue[0].batch.span_count <= self._max_group:
+                item = self._queue.popleft()
+                spans += item.batch.span_count
+                group.append(item)
+            return group
+
+    def _run(self) -> None:
+        while (group := self._take_group()) is not None:
+            span_total = sum(p.batch.span_count for p in group)
+            try:
+                self._commit([p.batch for p in group])
+            except Exception as error:  # the exporter must hear of it, never the thread die
+                log.exception("commit of %d spans failed", span_total)
+                failure = StoreError(f"the store could not commit {span_total} spans: {error}")
+                for pending in group:
+                    pending.future.set_exception(failure)
+            else:
+                self._board.publish(frozenset().union(*(p.batch.trace_ids for p in group)))
+                self.committed_spans += span_total
+                self.commits += 1
+                for pending in group:
+                    batch = pending.batch
+                    pending.future.set_result(IngestResult(
+                        batch.span_count, batch.rejected_spans, batch.rejection_message))
+            finally:
+                with self._cond:
+                    self._pending_spans -= span_total
+
+    def _commit(self, batches: list[SpanBatch]) -> None:
+        connection = self._connection
+        spans = pa.concat_tables([b.spans for b in batches])
+        link_tables = [b.links for b in batches if b.links is not None]
+        new_resources = {rid: v for b in batches for rid, v in b.resources.items()
+                         if rid not in self._known_resources}
+        new_scopes = {sid: v for b in batches for sid, v in b.scopes.items()
+                      if sid not in self._known_scopes}
+        arrival = time.time_ns()
+        connection.execute("BEGIN")
+        try:
+            if spans.num_rows:
+                connection.register("incoming_spans", spans)
+                connection.execute("INSERT INTO spans SELECT *, ? FROM incoming_spans", [arrival])
+                connection.unregister("incoming_spans")
+            if link_tables:
+                connection.register("incoming_links", pa.concat_tables(link_tables))
+                connection.execute("INSERT INTO span_links SELECT *, ? FROM incoming_links", [arrival])
+                connection.unregister("incoming_links")
+            if new_resources:
+                connection.executemany(
+                    "INSERT OR IGNORE INTO resources VALUES (?, ?, ?)",
+                    [[rid, service, body] for rid, (service, body) in new_resources.items()])
+            if new_scopes:
+                connection.executemany(
+                    "INSERT OR IGNORE INTO scopes VALUES (?, ?)",
+                    [[sid, body] for sid, body in new_scopes.items()])
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        self._known_resources.update(new_resources)
+        self._known_scopes.update(new_scopes)

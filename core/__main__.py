@@ -1,0 +1,3 @@
+from tracebaton._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""The `tracebaton` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+
+from ._config import (
+    DEFAULT_API_PORT,
+    DEFAULT_DB,
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HOST,
+    DEFAULT_HTTP_PORT,
+    ENV_API_PORT,
+    ENV_DB,
+    ENV_GRPC_PORT,
+    ENV_HOST,
+    ENV_HTTP_PORT,
+    ENV_INGEST_TOKEN,
+    ENV_RETENTION_MAX_AGE,
+    ENV_RETENTION_MAX_SPANS,
+    ENV_TOKEN,
+    server_settings,
+)
+from ._durations import parse_duration_ns
+from ._errors import ConfigurationError, TracebatonError
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port; give 0-65535 (0 picks a free one)")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration_ns(text, what="duration")
+    except ConfigurationError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("duration: ")) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tracebaton",
+        description="Trace-based integration testing: assert the hand-offs between services.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve = commands.add_parser(
+        "serve", help="receive OTLP spans, store them, serve the API and dashboard",
+        description="Run the OTLP receivers (gRPC and HTTP), the REST API and the dashboard over "
+                    "one DuckDB file. Prints a ready line when listening; stops on Ctrl-C/SIGTERM.")
+    serve.add_argument("--db", help=f"DuckDB file, or :memory: (default {DEFAULT_DB}; env {ENV_DB})")
+    serve.add_argument("--host", help=f"address to bind (default {DEFAULT_HOST}; env {ENV_HOST})")
+    serve.add_argument("--grpc-port", type=_port,
+                       help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}; env {ENV_GRPC_PORT})")
+    serve.add_argument("--http-port", type=_port,
+                       help=f"OTLP/HTTP port (default {DEFAULT_HTTP_PORT}; env {ENV_HTTP_PORT})")
+    serve.add_argument("--api-port", type=_port,
+                       help=f"API and dashboard port (default {DEFAULT_API_PORT}; env {ENV_API_PORT})")
+    serve.add_argument("--token", help=f"bearer token for /api/* and the dashboard (env {ENV_TOKEN})")
+    serve.add_argument("--ingest-token", help=f"bearer token for OTLP ingest (env {ENV_INGEST_TOKEN})")
+    serve.add_argument("--retention-max-spans", type=_positive, metavar="N",
+                       help=f"keep at most N spans, pruning oldest first (env {ENV_RETENTION_MAX_SPANS})")
+    serve.add_argument("--retention-max-age", type=_duration, metavar="D",
+                       help=f"prune spans older than D, e.g. 30m (env {ENV_RETENTION_MAX_AGE})")
+    serve.add_argument("--ready-file", metavar="F", help="also write the ready line to this file")
+    return parser
+
+
+def _write_ready_file(path: str, line: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    # Written whole or not at all: a waiting test never reads half a line.
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".ready-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(line + "\n")
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ._server import TracebatonServer
+
+    settings = server_settings(
+        db=args.db, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
+        api_port=args.api_port, token=args.token, ingest_token=args.ingest_token,
+        retention_max_spans=args.retention_max_spans, retention_max_age_ns=args.retention_max_age,
+        ready_file=args.ready_file,
+    )
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
+        print(f"tracebaton: warning: listening on {settings.host} without --token: anyone who "
+              "reaches this address can read the stored spans", file=sys.stderr)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    server = TracebatonServer(settings)
+    addresses = server.start()
+    try:
+        line = addresses.ready_line()
+        print(line, flush=True)
+        if settings.ready_file:
+            _write_ready_file(settings.ready_file, line)
+        stop.wait()
+        print("tracebaton: stopping: committing what was acknowledged", file=sys.stderr, flush=True)
+    finally:
+        server.shutdown()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"serve": _serve}
+    try:
+        return commands[args.command](args)
+    except TracebatonError as error:
+        print(f"tracebaton {args.command}: error: {error}", file=sys.stderr)
+        return 2

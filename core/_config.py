@@ -1,0 +1,121 @@
+"""The one place for configuration: every TRACEBATON_* variable is a constant here.
+
+Precedence, everywhere: an explicit argument (CLI flag or keyword) overrides the
+environment, which overrides the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ._durations import parse_duration_ns
+from ._errors import ConfigurationError
+
+ENV_URL = "TRACEBATON_URL"
+"""A remote tracebaton server's API URL; the pytest plugin then judges flows there."""
+ENV_TOKEN = "TRACEBATON_TOKEN"
+"""Bearer token required on /api/* and the dashboard."""
+ENV_INGEST_TOKEN = "TRACEBATON_INGEST_TOKEN"
+"""Bearer token required on OTLP ingest (exporters send it via OTEL_EXPORTER_OTLP_HEADERS)."""
+ENV_DB = "TRACEBATON_DB"
+"""The DuckDB file `serve` stores spans in; `:memory:` keeps them in memory."""
+ENV_HOST = "TRACEBATON_HOST"
+"""The address every port binds to."""
+ENV_GRPC_PORT = "TRACEBATON_GRPC_PORT"
+ENV_HTTP_PORT = "TRACEBATON_HTTP_PORT"
+ENV_API_PORT = "TRACEBATON_API_PORT"
+ENV_RETENTION_MAX_SPANS = "TRACEBATON_RETENTION_MAX_SPANS"
+ENV_RETENTION_MAX_AGE = "TRACEBATON_RETENTION_MAX_AGE"
+ENV_MAX_BODY_BYTES = "TRACEBATON_MAX_BODY_BYTES"
+"""Largest OTLP request accepted, measured after decompression."""
+ENV_MAX_PENDING_SPANS = "TRACEBATON_MAX_PENDING_SPANS"
+"""Spans decoded but not yet committed; past this, ingest answers 503 / UNAVAILABLE."""
+
+ALL_VARIABLES = (
+    ENV_URL, ENV_TOKEN, ENV_INGEST_TOKEN, ENV_DB, ENV_HOST, ENV_GRPC_PORT, ENV_HTTP_PORT,
+    ENV_API_PORT, ENV_RETENTION_MAX_SPANS, ENV_RETENTION_MAX_AGE, ENV_MAX_BODY_BYTES,
+    ENV_MAX_PENDING_SPANS,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_GRPC_PORT = 4317
+DEFAULT_HTTP_PORT = 4318
+DEFAULT_API_PORT = 7357
+DEFAULT_DB = "./tracebaton.duckdb"
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_PENDING_SPANS = 256 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything `tracebaton serve` needs; build it with `server_settings()`."""
+
+    db: str = DEFAULT_DB
+    host: str = DEFAULT_HOST
+    grpc_port: int = DEFAULT_GRPC_PORT
+    http_port: int = DEFAULT_HTTP_PORT
+    api_port: int = DEFAULT_API_PORT
+    token: str | None = None
+    ingest_token: str | None = None
+    retention_max_spans: int | None = None
+    retention_max_age_ns: int | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_pending_spans: int = DEFAULT_MAX_PENDING_SPANS
+    ready_file: str | None = None
+
+
+def _port(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise ConfigurationError(f"{name}: {text!r} is not a port; give 0-65535 (0 picks a free one)")
+    return value
+
+
+def _positive_int(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigurationError(f"{name}: {text!r} is not a positive whole number; give e.g. 1000000")
+    return value
+
+
+_ENV_FIELDS: dict[str, tuple[str, Any]] = {
+    "db": (ENV_DB, str),
+    "host": (ENV_HOST, str),
+    "grpc_port": (ENV_GRPC_PORT, lambda t: _port(ENV_GRPC_PORT, t)),
+    "http_port": (ENV_HTTP_PORT, lambda t: _port(ENV_HTTP_PORT, t)),
+    "api_port": (ENV_API_PORT, lambda t: _port(ENV_API_PORT, t)),
+    "token": (ENV_TOKEN, str),
+    "ingest_token": (ENV_INGEST_TOKEN, str),
+    "retention_max_spans": (ENV_RETENTION_MAX_SPANS,
+                            lambda t: _positive_int(ENV_RETENTION_MAX_SPANS, t)),
+    "retention_max_age_ns": (ENV_RETENTION_MAX_AGE,
+                             lambda t: parse_duration_ns(t, what=ENV_RETENTION_MAX_AGE)),
+    "max_body_bytes": (ENV_MAX_BODY_BYTES, lambda t: _positive_int(ENV_MAX_BODY_BYTES, t)),
+    "max_pending_spans": (ENV_MAX_PENDING_SPANS,
+                          lambda t: _positive_int(ENV_MAX_PENDING_SPANS, t)),
+}
+
+
+def server_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
+    """Settings from the environment, with keyword overrides (None means "not given")."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field, (variable, convert) in _ENV_FIELDS.items():
+        text = env.get(variable)
+        if text:
+            values[field] = convert(text)
+    for field, value in overrides.items():
+        if field not in {f.name for f in dataclasses.fields(ServerSettings)}:
+            raise TypeError(f"server_settings() got an unknown setting {field!r}")
+        if value is not None:
+            values[field] = value
+    return ServerSettings(**values)

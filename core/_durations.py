@@ -1,0 +1,33 @@
+"""Durations as users write them: a number and a unit (`250ms`, `1.5s`, `10m`)."""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import ConfigurationError
+
+_UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+            "h": 3_600_000_000_000}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h)\s*$")
+
+
+def parse_duration_ns(text: str, *, what: str = "duration") -> int:
+    """`"250ms"` -> 250_000_000. Raises ConfigurationError naming `what` on bad input."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigurationError(
+            f"{what}: {text!r} is not a duration; write a number and a unit, "
+            f"one of {' '.join(_UNIT_NS)}, e.g. '250ms' or '10s'"
+        )
+    return round(float(match.group(1)) * _UNIT_NS[match.group(2)])
+
+
+def format_duration_ns(ns: int) -> str:
+    """The shortest exact-enough rendering people read: 1.2 s, 250 ms, 80 us."""
+    if ns >= 1_000_000_000:
+        return f"{ns / 1e9:.3g} s"
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:.3g} ms"
+    if ns >= 1_000:
+        return f"{ns / 1e3:.3g} us"
+    return f"{ns} ns"

@@ -1,0 +1,43 @@
+"""The exception tree. Every message names the value, the rule it broke and the fix.
+
+    TracebatonError
+    ├── ConfigurationError    a setting (argument, environment variable, file) is unusable
+    ├── OtlpDecodeError       an OTLP request body cannot be decoded
+    └── StoreError            the span store cannot do what was asked
+        ├── StoreSaturatedError   ingest is behind; retry after `retry_after_s`
+        └── StoreClosedError      the store was shut down
+"""
+
+from __future__ import annotations
+
+
+class TracebatonError(Exception):
+    """Base of every error tracebaton raises on purpose."""
+
+
+class ConfigurationError(TracebatonError):
+    """A setting is unusable: the message says which one, what it holds and what it takes."""
+
+
+class OtlpDecodeError(TracebatonError):
+    """An OTLP request body is malformed; receivers answer it with 400 / INVALID_ARGUMENT."""
+
+
+class StoreError(TracebatonError):
+    """The span store cannot do what was asked."""
+
+
+class StoreSaturatedError(StoreError):
+    """Ingest is behind: the request was refused whole and should be sent again later.
+
+    Receivers answer with 503 + Retry-After or UNAVAILABLE + RetryInfo, which every
+    OpenTelemetry exporter honours by retrying with backoff.
+    """
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class StoreClosedError(StoreError):
+    """The store was shut down; nothing more is accepted."""

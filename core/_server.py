@@ -1,0 +1,167 @@
+"""One tracebaton server: the store, both OTLP receivers and the API, in this process.
+
+`tracebaton serve` runs it until a signal; the pytest plugin embeds the same object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+import threading
+from typing import Any
+
+from ._config import ServerSettings
+from ._errors import ConfigurationError
+
+log = logging.getLogger("tracebaton")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerAddresses:
+    host: str
+    grpc_port: int
+    http_port: int
+    api_port: int
+
+    def _hostport(self, port: int) -> str:
+        return f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
+
+    @property
+    def grpc(self) -> str:
+        return self._hostport(self.grpc_port)
+
+    @property
+    def http(self) -> str:
+        return self._hostport(self.http_port)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self._hostport(self.api_port)}"
+
+    @property
+    def otlp_http_url(self) -> str:
+        return f"http://{self._hostport(self.http_port)}"
+
+    def ready_line(self) -> str:
+        return f"tracebaton: ready grpc={self.grpc} http={self.http} api={self.api_url}"
+
+
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ConfigurationError(
+            f"{what} cannot listen on {host}:{port} ({error.strerror}); another process may "
+            f"hold the port: pick another one, or 0 for a free one") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _signalling_server(uvicorn: Any, config: Any, on_started: Any) -> Any:
+    """A uvicorn server that says when it listens (uvicorn itself offers no event)."""
+
+    class SignallingServer(uvicorn.Server):  # type: ignore[misc]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            self.started = True
+            on_started()
+
+    return SignallingServer(config)
+
+
+class TracebatonServer:
+    """Lifecycle: `start()` binds everything and returns the addresses; `shutdown()`."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.store: Any = None
+        self.addresses: ServerAddresses | None = None
+        self._grpc: Any = None
+        self._uvicorn: list[Any] = []
+        self._loop_thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    def start(self) -> ServerAddresses:
+        import uvicorn
+
+        from tracebaton.api import create_app
+        from tracebaton.collector import DuckDBSpanStore, GrpcReceiver, otlp_http_app
+
+        s = self.settings
+        self.store = DuckDBSpanStore(
+            s.db,
+            max_pending_spans=s.max_pending_spans,
+            retention_max_spans=s.retention_max_spans,
+            retention_max_age_ns=s.retention_max_age_ns,
+        ).start()
+        sockets = []
+        try:
+            sockets = [_bind(s.host, s.http_port, "OTLP/HTTP"), _bind(s.host, s.api_port, "the API")]
+            self._grpc = GrpcReceiver(
+                self.store, host=s.host, port=s.grpc_port, max_body_bytes=s.max_body_bytes)
+            try:
+                grpc_port = self._grpc.start()
+            except OSError as error:
+                raise ConfigurationError(f"{error}; pick another --grpc-port, or 0") from None
+            apps = [
+                otlp_http_app(self.store, max_body_bytes=s.max_body_bytes),
+                create_app(self.store),
+            ]
+            for app in apps:
+                config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                        lifespan="off", timeout_graceful_shutdown=5)
+                self._uvicorn.append(_signalling_server(uvicorn, config, self._one_started))
+            self._loop_thread = threading.Thread(
+                target=self._serve_http, args=(sockets,), name="tracebaton-http", daemon=True)
+            self._loop_thread.start()
+            self._started.wait()
+            if self._startup_error is not None:
+                raise self._startup_error
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            self.shutdown()
+            raise
+        self.addresses = ServerAddresses(
+            s.host, grpc_port, sockets[0].getsockname()[1], sockets[1].getsockname()[1])
+        return self.addresses
+
+    def _serve_http(self, sockets: list[socket.socket]) -> None:
+        async def main() -> None:
+            await asyncio.gather(*(server.serve(sockets=[sock])
+                                   for server, sock in zip(self._uvicorn, sockets, strict=True)))
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # surface to start(); never die silently
+            self._startup_error = error
+        finally:
+            if not all(server.started for server in self._uvicorn) and self._startup_error is None:
+                self._startup_error = ConfigurationError("the HTTP servers did not start; see the log")
+            self._started.set()
+
+    def _one_started(self) -> None:
+        if all(server.started for server in self._uvicorn):
+            self._started.set()
+
+    def shutdown(self) -> None:
+        """Stop accepting, finish what was accepted, commit, checkpoint, close."""
+        for server in self._uvicorn:
+            server.should_exit = True
+        if self._grpc is not None:
+            self._grpc.shutdown()
+            self._grpc = None
+        if self._loop_thread is not None:
+            self._loop_thread.join(10)
+            self._loop_thread = None
+        if self.store is not None:
+            self.store.shutdown()
+            self.store = None

@@ -1,0 +1,113 @@
+"""Shared fixtures: real `tracebaton serve` processes on free ports, stopped at teardown."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SUPPORT = Path(__file__).resolve().parent / "support"
+WORKLOADS = REPO.parent / "shared" / "workloads"
+
+
+@dataclasses.dataclass
+class RunningServer:
+    process: subprocess.Popen[str]
+    grpc: str
+    http: str
+    api: str
+    db: Path
+    stderr_lines: list[str]
+    pumps: list[threading.Thread]
+
+    @property
+    def otlp_http_url(self) -> str:
+        return f"http://{self.http}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        for pump in self.pumps:
+            pump.join(timeout)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+        return code
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.stderr_lines)
+
+
+def _pump(stream: object, sink: queue.Queue[str | None], keep: list[str] | None) -> None:
+    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+        if keep is not None:
+            keep.append(line)
+        sink.put(line)
+    sink.put(None)
+
+
+def start_server(db: Path, *args: str, env: dict[str, str] | None = None,
+                 timeout: float = 60) -> RunningServer:
+    """`tracebaton serve` on free ports; returns once it printed its ready line."""
+    command = [sys.executable, "-m", "tracebaton", "serve", "--db", str(db),
+               "--grpc-port", "0", "--http-port", "0", "--api-port", "0", *args]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **(env or {})})
+    stdout_lines: queue.Queue[str | None] = queue.Queue()
+    stderr_lines: list[str] = []
+    pumps = [
+        threading.Thread(target=_pump, args=(process.stdout, stdout_lines, None), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, queue.Queue(), stderr_lines), daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
+    running = RunningServer(process, "", "", "", db, stderr_lines, pumps)
+    try:
+        line = stdout_lines.get(timeout=timeout)
+    except queue.Empty:
+        running.stop(signal.SIGKILL)
+        raise RuntimeError(f"tracebaton serve printed no ready line in {timeout}s") from None
+    if line is None or not line.startswith("tracebaton: ready "):
+        running.stop(signal.SIGKILL)
+        raise RuntimeError(f"tracebaton serve did not start: {line!r}\n{running.stderr}")
+    fields = dict(part.split("=", 1) for part in line.split()[2:])
+    running.grpc, running.http, running.api = fields["grpc"], fields["http"], fields["api"]
+    return running
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = start_server(tmp_path / "store.duckdb")
+    yield running
+    code = running.stop()
+    assert code == 0, f"serve exited {code} at SIGTERM:\n{running.stderr}"
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for a module's read-mostly tests (each test uses its own trace ids)."""
+    running = start_server(tmp_path_factory.mktemp("shared") / "store.duckdb",
+                           env={"TRACEBATON_MAX_BODY_BYTES": str(1024 * 1024)})
+    yield running
+    code = running.stop()
+    assert code == 0, f"serve exited {code} at SIGTERM:\n{running.stderr}"
+
+
+def run_sdk_exporter(*args: str, timeout: float = 60) -> str:
+    """The real OpenTelemetry SDK in its own process; returns what it printed."""
+    done = subprocess.run([sys.executable, str(SUPPORT / "sdk_exporter.py"), *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"sdk_exporter {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
