@@ -6,6 +6,7 @@ model, the embedded `DuckDBSpanStore`, and the receivers.
 
 from __future__ import annotations
 
+from ._decode_pool import DecodePool
 from ._grpc_receiver import GrpcReceiver
 from ._http_receiver import otlp_http_app
 from ._model import (
@@ -19,12 +20,14 @@ from ._model import (
     TraceQuery,
     TraceSummary,
 )
-from ._otlp_json import decode_export_request_json, encode_export_request_json
+from ._otlp_json_decode import decode_export_request_json
+from ._otlp_json_encode import encode_export_request_json
 from ._protocol import SpanStore
 from ._store import DuckDBSpanStore
 
 __all__ = [
     "AttributeValue",
+    "DecodePool",
     "DuckDBSpanStore",
     "GrpcReceiver",
     "IngestResult",

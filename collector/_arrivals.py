@@ -21,6 +21,7 @@ class ArrivalBoard:
         self._remembered = remembered_traces
         # Commits up to here may have touched traces no longer remembered.
         self._forgotten_through = 0
+        self._closed = False
 
     @property
     def sequence(self) -> int:
@@ -58,17 +59,20 @@ class ArrivalBoard:
         """Block until a commit after `after` touches one of `trace_ids` (None: any trace).
 
         `until` is a `time.monotonic()` deadline. Returns the latest commit sequence, or
-        None when the deadline passed first.
+        None when the deadline passed first or the board was closed.
         """
         with self._cond:
             while not self._touched_after(trace_ids, after):
+                if self._closed:
+                    return None
                 remaining = until - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._cond.wait(remaining)
             return self._sequence
 
-    def wake_all(self) -> None:
-        """Used at shutdown so that no waiter sleeps past the store's life."""
+    def close(self) -> None:
+        """At shutdown: every waiter returns None, and later waits return at once."""
         with self._cond:
+            self._closed = True
             self._cond.notify_all()

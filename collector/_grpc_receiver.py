@@ -18,7 +18,8 @@ from grpc_status import rpc_status
 
 from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
 
-from ._ingest import PROTOBUF, decode_request, export_response
+from ._decode_pool import DecodePool
+from ._ingest import PROTOBUF, decode_and_submit, export_response
 from ._store import DuckDBSpanStore
 
 log = logging.getLogger("tracebaton.collector")
@@ -38,8 +39,9 @@ def _unavailable(message: str, retry_after_s: float) -> Any:
 
 class GrpcReceiver:
     def __init__(self, store: DuckDBSpanStore, *, host: str, port: int, max_body_bytes: int,
-                 max_workers: int = 32) -> None:
+                 max_workers: int = 32, decode_pool: DecodePool | None = None) -> None:
         self._store = store
+        self._pool = decode_pool
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._host = host
         self._server = grpc.server(
@@ -73,9 +75,7 @@ class GrpcReceiver:
 
     def _export(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         try:
-            request = decode_request(raw, PROTOBUF)
-            future = self._store.ingest(request)
-            result = future.result()
+            result = decode_and_submit(self._store, raw, PROTOBUF, self._pool).result()
         except OtlpDecodeError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except StoreSaturatedError as error:

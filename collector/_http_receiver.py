@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,12 +22,13 @@ from starlette.routing import Route
 
 from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
 
+from ._decode_pool import DecodePool
 from ._ingest import (
     JSON,
     PROTOBUF,
     BodyTooLargeError,
     GzipInflater,
-    decode_request,
+    decode_and_submit,
     export_response,
     too_large_message,
 )
@@ -84,11 +84,8 @@ async def _read_body(request: Request, encoding: str, limit: int) -> bytes:
     return bytes(received)
 
 
-def otlp_http_app(store: DuckDBSpanStore, *, max_body_bytes: int) -> Starlette:
-    def decode_and_submit(body: bytes, content_type: str) -> Any:
-        request: ExportTraceServiceRequest = decode_request(body, content_type)
-        return store.ingest(request)
-
+def otlp_http_app(store: DuckDBSpanStore, *, max_body_bytes: int,
+                  decode_pool: DecodePool | None = None) -> Starlette:
     async def export(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in (PROTOBUF, JSON):
@@ -103,7 +100,7 @@ def otlp_http_app(store: DuckDBSpanStore, *, max_body_bytes: int) -> Starlette:
                 f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding")
         try:
             body = await _read_body(request, encoding, max_body_bytes)
-            future = await run_in_threadpool(decode_and_submit, body, content_type)
+            future = await run_in_threadpool(decode_and_submit, store, body, content_type, decode_pool)
             result: IngestResult = await asyncio.wrap_future(future)
         except BodyTooLargeError as error:
             return _status_response(content_type, 413, code_pb2.RESOURCE_EXHAUSTED, str(error))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import zlib
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -14,7 +17,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from tracebaton import OtlpDecodeError
 
 from ._model import IngestResult
-from ._otlp_json import decode_export_request_json
+from ._otlp_json_decode import decode_export_request_json
+from ._store import DuckDBSpanStore
+
+if TYPE_CHECKING:
+    from ._decode_pool import DecodePool
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -77,6 +84,26 @@ def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
                 "send a serialized request, or OTLP/JSON with Content-Type application/json"
             ) from None
     return decode_export_request_json(body)
+
+
+# One request is decoded at a time. DuckDB's Python client takes the GIL back after every
+# execution task to check for Ctrl-C; with several decoding threads holding the GIL in
+# turn, each of those checks waits out a switch interval and a 10 ms commit takes 200 ms.
+# Decoding one request at a time leaves the writer one rival, not thirty-two.
+_DECODE_SLOT = threading.Lock()
+
+
+def decode_and_submit(store: DuckDBSpanStore, body: bytes, content_type: str,
+                      pool: DecodePool | None = None) -> Future[IngestResult]:
+    """Decode (in a worker process when there is a pool) and queue for commit.
+
+    Raises OtlpDecodeError, StoreSaturatedError or StoreClosedError.
+    """
+    with store.announce():
+        if pool is not None:
+            return store.ingest_batch(pool.decode(body, content_type))
+        with _DECODE_SLOT:
+            return store.ingest(decode_request(body, content_type))
 
 
 def export_response(result: IngestResult) -> ExportTraceServiceResponse:

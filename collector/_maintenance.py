@@ -28,7 +28,7 @@ class Maintenance:
         pinned: Callable[[], list[bytes]],
         retention_max_spans: int | None,
         retention_max_age_ns: int | None,
-        wal_checkpoint_bytes: int = 64 * 1024 * 1024,
+        wal_checkpoint_bytes: int = 128 * 1024 * 1024,
         interval_s: float = 0.5,
         retention_interval_s: float = 2.0,
     ) -> None:

@@ -44,8 +44,10 @@ DDL = [
         linked_span_id BLOB NOT NULL,
         arrival_ns BIGINT NOT NULL
     )""",
-    "CREATE TABLE IF NOT EXISTS resources (resource_id BIGINT PRIMARY KEY, service VARCHAR, body BLOB)",
-    "CREATE TABLE IF NOT EXISTS scopes (scope_id BIGINT PRIMARY KEY, body BLOB)",
+    # Keyed by a digest of their content; the writer appends each id once (no constraint,
+    # so no conflict check on the commit path).
+    "CREATE TABLE IF NOT EXISTS resources (resource_id BIGINT NOT NULL, service VARCHAR, body BLOB)",
+    "CREATE TABLE IF NOT EXISTS scopes (scope_id BIGINT NOT NULL, body BLOB)",
     """CREATE TABLE IF NOT EXISTS flow_results (
         run_id VARCHAR PRIMARY KEY,
         name VARCHAR,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import re
 import threading
@@ -15,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tracebaton import StoreClosedError
 
 from ._arrivals import ArrivalBoard
-from ._columns import span_batch
+from ._columns import SpanBatch, span_batch
 from ._maintenance import Maintenance
 from ._model import IngestResult, StoredSpan, TraceQuery, TraceSummary
 from ._reads import SpanReader, trace_id_bytes
@@ -80,20 +81,16 @@ class DuckDBSpanStore:
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything submitted so far is committed."""
-        marker = self._writer.submit(span_batch(ExportTraceServiceRequest()))
-        try:
-            marker.result(timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        return self._writer.flush(timeout_s)
 
     def shutdown(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._writer.shutdown()
-        self._maintenance.shutdown()
-        self._board.wake_all()
+        if self._started:
+            self._writer.shutdown()
+            self._maintenance.shutdown()
+        self._board.close()
         try:
             if self.path != ":memory:":
                 self._connection.execute("CHECKPOINT")
@@ -112,9 +109,17 @@ class DuckDBSpanStore:
 
         Raises StoreSaturatedError at once when the queue is full (answer 503/UNAVAILABLE).
         """
+        return self.ingest_batch(span_batch(request))
+
+    def ingest_batch(self, batch: SpanBatch) -> Future[IngestResult]:
+        """`ingest` for a request already turned into columns (by a decoding worker)."""
         if self._closed:
             raise StoreClosedError("the store is shut down")
-        return self._writer.submit(span_batch(request))
+        return self._writer.submit(batch)
+
+    def announce(self) -> contextlib.AbstractContextManager[None]:
+        """Receivers wrap decoding in this, so the writer can group requests on their way."""
+        return self._writer.announce()
 
     @property
     def pending_spans(self) -> int:

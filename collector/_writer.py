@@ -13,9 +13,12 @@ answer 503 / UNAVAILABLE with a retry delay, so memory stays bounded under overl
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 
 import duckdb
@@ -48,12 +51,18 @@ class CommitWriter:
         *,
         max_pending_spans: int,
         max_group_spans: int = 65_536,
+        linger_s: float = 0.020,
+        linger_below_spans: int = 4096,
     ) -> None:
         self._connection = connection
         self._board = board
         self._max_pending = max_pending_spans
         self._max_group = max_group_spans
+        self._linger_s = linger_s
+        self._linger_below = linger_below_spans
+        self._announced = 0
         self._queue: collections.deque[_Pending] = collections.deque()
+        self._in_flight: set[Future[IngestResult]] = set()
         self._pending_spans = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -74,6 +83,24 @@ class CommitWriter:
     def pending_spans(self) -> int:
         return self._pending_spans
 
+    @contextlib.contextmanager
+    def announce(self) -> Iterator[None]:
+        """Say that a request is being decoded and will be submitted soon.
+
+        While requests are announced, the writer holds a small group open for them (up to
+        `linger_s`), so that a commit's fixed cost (the WAL flush, DuckDB's round trips to
+        the GIL) is shared by more spans. With nothing announced it commits at once, so a
+        lone request is not delayed.
+        """
+        with self._cond:
+            self._announced += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._announced -= 1
+                self._cond.notify_all()
+
     def submit(self, batch: SpanBatch) -> Future[IngestResult]:
         """Queue a batch; the future resolves once it is committed and readable."""
         pending = _Pending(batch)
@@ -89,15 +116,22 @@ class CommitWriter:
                     retry_after_s=RETRY_AFTER_S,
                 )
             self._queue.append(pending)
+            self._in_flight.add(pending.future)
             self._pending_spans += batch.span_count
             self._cond.notify()
         return pending.future
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until everything submitted before this call is committed (or failed)."""
+        with self._cond:
+            waiting = list(self._in_flight)
+        return not concurrent.futures.wait(waiting, timeout_s).not_done
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Commit what is queued, then stop."""
         with self._cond:
             self._closing = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
 
     def _take_group(self) -> list[_Pending] | None:
@@ -108,11 +142,19 @@ class CommitWriter:
                 self._cond.wait()
             group = [self._queue.popleft()]
             spans = group[0].batch.span_count
-            while self._queue and spans + self._queue[0].batch.span_count <= self._max_group:
-                item = self._queue.popleft()
-                spans += item.batch.span_count
-                group.append(item)
-            return group
+            deadline = time.monotonic() + self._linger_s
+            while True:
+                while self._queue and spans + self._queue[0].batch.span_count <= self._max_group:
+                    item = self._queue.popleft()
+                    spans += item.batch.span_count
+                    group.append(item)
+                if (self._queue or not self._announced or self._closing
+                        or spans >= self._linger_below):
+                    return group  # big enough, or nothing more on its way
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return group
+                self._cond.wait(remaining)
 
     def _run(self) -> None:
         while (group := self._take_group()) is not None:
@@ -135,6 +177,7 @@ class CommitWriter:
             finally:
                 with self._cond:
                     self._pending_spans -= span_total
+                    self._in_flight.difference_update(p.future for p in group)
 
     def _commit(self, batches: list[SpanBatch]) -> None:
         connection = self._connection
@@ -145,27 +188,44 @@ class CommitWriter:
         new_scopes = {sid: v for b in batches for sid, v in b.scopes.items()
                       if sid not in self._known_scopes}
         arrival = time.time_ns()
-        connection.execute("BEGIN")
+        # One execute for the whole transaction: every call into DuckDB costs a return
+        # trip to the GIL, which a busy receiver thread can delay.
+        statements = ["BEGIN"]
+        registered = []
+        if spans.num_rows:
+            connection.register("incoming_spans", spans)
+            registered.append("incoming_spans")
+            statements.append(f"INSERT INTO spans SELECT *, {arrival} FROM incoming_spans")
+        if link_tables:
+            connection.register("incoming_links", pa.concat_tables(link_tables))
+            registered.append("incoming_links")
+            statements.append(f"INSERT INTO span_links SELECT *, {arrival} FROM incoming_links")
+        # A new service instance brings a new resource; the writer remembers which ids it
+        # stored, so these are plain appends with no conflict check.
+        if new_resources:
+            connection.register("incoming_resources", pa.table({
+                "resource_id": pa.array(list(new_resources), pa.int64()),
+                "service": pa.array([v[0] for v in new_resources.values()], pa.string()),
+                "body": pa.array([v[1] for v in new_resources.values()], pa.binary()),
+            }))
+            registered.append("incoming_resources")
+            statements.append("INSERT INTO resources SELECT * FROM incoming_resources")
+        if new_scopes:
+            connection.register("incoming_scopes", pa.table({
+                "scope_id": pa.array(list(new_scopes), pa.int64()),
+                "body": pa.array(list(new_scopes.values()), pa.binary()),
+            }))
+            registered.append("incoming_scopes")
+            statements.append("INSERT INTO scopes SELECT * FROM incoming_scopes")
+        statements.append("COMMIT")
         try:
-            if spans.num_rows:
-                connection.register("incoming_spans", spans)
-                connection.execute("INSERT INTO spans SELECT *, ? FROM incoming_spans", [arrival])
-                connection.unregister("incoming_spans")
-            if link_tables:
-                connection.register("incoming_links", pa.concat_tables(link_tables))
-                connection.execute("INSERT INTO span_links SELECT *, ? FROM incoming_links", [arrival])
-                connection.unregister("incoming_links")
-            if new_resources:
-                connection.executemany(
-                    "INSERT OR IGNORE INTO resources VALUES (?, ?, ?)",
-                    [[rid, service, body] for rid, (service, body) in new_resources.items()])
-            if new_scopes:
-                connection.executemany(
-                    "INSERT OR IGNORE INTO scopes VALUES (?, ?)",
-                    [[sid, body] for sid, body in new_scopes.items()])
-            connection.execute("COMMIT")
+            connection.execute(";\n".join(statements))
         except BaseException:
-            connection.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):
+                connection.execute("ROLLBACK")
             raise
+        finally:
+            for name in registered:
+                connection.unregister(name)
         self._known_resources.update(new_resources)
         self._known_scopes.update(new_scopes)

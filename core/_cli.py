@@ -99,7 +99,14 @@ def _write_ready_file(path: str, line: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from ._server import TracebatonServer
 
+    # DuckDB's Python client re-takes the GIL after every execution task; a short switch
+    # interval keeps each of those waits short while a receiver thread decodes. Set here,
+    # in the server's own process, never in a test process that embeds the collector.
+    sys.setswitchinterval(0.0001)
+
+    defaults = {"decode_workers": max(1, (os.cpu_count() or 2) - 1)}
     settings = server_settings(
+        defaults=defaults,
         db=args.db, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
         api_port=args.api_port, token=args.token, ingest_token=args.ingest_token,
         retention_max_spans=args.retention_max_spans, retention_max_age_ns=args.retention_max_age,

@@ -31,13 +31,15 @@ ENV_RETENTION_MAX_SPANS = "TRACEBATON_RETENTION_MAX_SPANS"
 ENV_RETENTION_MAX_AGE = "TRACEBATON_RETENTION_MAX_AGE"
 ENV_MAX_BODY_BYTES = "TRACEBATON_MAX_BODY_BYTES"
 """Largest OTLP request accepted, measured after decompression."""
+ENV_DECODE_WORKERS = "TRACEBATON_DECODE_WORKERS"
+"""Processes that decode OTLP requests for `serve` (default: one per core beyond the first)."""
 ENV_MAX_PENDING_SPANS = "TRACEBATON_MAX_PENDING_SPANS"
 """Spans decoded but not yet committed; past this, ingest answers 503 / UNAVAILABLE."""
 
 ALL_VARIABLES = (
     ENV_URL, ENV_TOKEN, ENV_INGEST_TOKEN, ENV_DB, ENV_HOST, ENV_GRPC_PORT, ENV_HTTP_PORT,
     ENV_API_PORT, ENV_RETENTION_MAX_SPANS, ENV_RETENTION_MAX_AGE, ENV_MAX_BODY_BYTES,
-    ENV_MAX_PENDING_SPANS,
+    ENV_MAX_PENDING_SPANS, ENV_DECODE_WORKERS,
 )
 
 DEFAULT_HOST = "127.0.0.1"
@@ -64,6 +66,8 @@ class ServerSettings:
     retention_max_age_ns: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_pending_spans: int = DEFAULT_MAX_PENDING_SPANS
+    decode_workers: int = 0
+    """0 decodes on the receiving threads (embedded use); `serve` defaults to cores - 1."""
     ready_file: str | None = None
 
 
@@ -87,6 +91,16 @@ def _positive_int(name: str, text: str) -> int:
     return value
 
 
+def _count(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigurationError(f"{name}: {text!r} is not a count; give 0 or more")
+    return value
+
+
 _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "db": (ENV_DB, str),
     "host": (ENV_HOST, str),
@@ -100,15 +114,18 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "retention_max_age_ns": (ENV_RETENTION_MAX_AGE,
                              lambda t: parse_duration_ns(t, what=ENV_RETENTION_MAX_AGE)),
     "max_body_bytes": (ENV_MAX_BODY_BYTES, lambda t: _positive_int(ENV_MAX_BODY_BYTES, t)),
+    "decode_workers": (ENV_DECODE_WORKERS, lambda t: _count(ENV_DECODE_WORKERS, t)),
     "max_pending_spans": (ENV_MAX_PENDING_SPANS,
                           lambda t: _positive_int(ENV_MAX_PENDING_SPANS, t)),
 }
 
 
-def server_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
-    """Settings from the environment, with keyword overrides (None means "not given")."""
+def server_settings(environ: Mapping[str, str] | None = None, *,
+                    defaults: Mapping[str, Any] | None = None, **overrides: Any) -> ServerSettings:
+    """Settings: keyword overrides (None means "not given") over the environment over
+    `defaults` over the built-in defaults."""
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(defaults or {})
     for field, (variable, convert) in _ENV_FIELDS.items():
         text = env.get(variable)
         if text:

@@ -84,6 +84,7 @@ class TracebatonServer:
         self.store: Any = None
         self.addresses: ServerAddresses | None = None
         self._grpc: Any = None
+        self._decode_pool: Any = None
         self._uvicorn: list[Any] = []
         self._loop_thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -93,7 +94,7 @@ class TracebatonServer:
         import uvicorn
 
         from tracebaton.api import create_app
-        from tracebaton.collector import DuckDBSpanStore, GrpcReceiver, otlp_http_app
+        from tracebaton.collector import DecodePool, DuckDBSpanStore, GrpcReceiver, otlp_http_app
 
         s = self.settings
         self.store = DuckDBSpanStore(
@@ -104,15 +105,18 @@ class TracebatonServer:
         ).start()
         sockets = []
         try:
+            if s.decode_workers:
+                self._decode_pool = DecodePool(s.decode_workers).start()
             sockets = [_bind(s.host, s.http_port, "OTLP/HTTP"), _bind(s.host, s.api_port, "the API")]
             self._grpc = GrpcReceiver(
-                self.store, host=s.host, port=s.grpc_port, max_body_bytes=s.max_body_bytes)
+                self.store, host=s.host, port=s.grpc_port, max_body_bytes=s.max_body_bytes,
+                decode_pool=self._decode_pool)
             try:
                 grpc_port = self._grpc.start()
             except OSError as error:
                 raise ConfigurationError(f"{error}; pick another --grpc-port, or 0") from None
             apps = [
-                otlp_http_app(self.store, max_body_bytes=s.max_body_bytes),
+                otlp_http_app(self.store, max_body_bytes=s.max_body_bytes, decode_pool=self._decode_pool),
                 create_app(self.store),
             ]
             for app in apps:
@@ -162,6 +166,9 @@ class TracebatonServer:
         if self._loop_thread is not None:
             self._loop_thread.join(10)
             self._loop_thread = None
+        if self._decode_pool is not None:
+            self._decode_pool.shutdown()
+            self._decode_pool = None
         if self.store is not None:
             self.store.shutdown()
             self.store = None

@@ -64,7 +64,8 @@ def _json_with_base64_ids() -> bytes:
 
 HTTP_CASES = [
     # id, headers, body, expected status, fragment of the message
-    ("garbage-bytes", PROTOBUF, b"\xff\xfe not protobuf \x00\x01", 400, "not an OTLP ExportTraceServiceRequest"),
+    ("garbage-bytes", PROTOBUF, b"\xff\xfe not protobuf \x00\x01", 400,
+     "not an OTLP ExportTraceServiceRequest"),
     ("truncated-protobuf", PROTOBUF, _truncated_protobuf, 400, "not an OTLP ExportTraceServiceRequest"),
     ("wrong-content-type", {"Content-Type": "text/plain"}, b"hello", 415, "application/x-protobuf"),
     ("no-content-type", {}, b"hello", 415, "is not OTLP"),

@@ -71,11 +71,13 @@ def main() -> int:
     if args.protocol == "grpc":
         from grpc import Compression as GrpcCompression
 
+        grpc_compression = GrpcCompression.Gzip if args.gzip else GrpcCompression.NoCompression
         exporter = GrpcExporter(endpoint=args.endpoint, insecure=True, timeout=20,
-                                compression=GrpcCompression.Gzip if args.gzip else GrpcCompression.NoCompression)
+                                compression=grpc_compression)
     else:
+        http_compression = HttpCompression.Gzip if args.gzip else HttpCompression.NoCompression
         exporter = HttpExporter(endpoint=args.endpoint + "/v1/traces", timeout=20,
-                                compression=HttpCompression.Gzip if args.gzip else HttpCompression.NoCompression)
+                                compression=http_compression)
     result = exporter.export(spans)
     exporter.shutdown()
     if result is not SpanExportResult.SUCCESS:
