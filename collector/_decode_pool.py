@@ -9,6 +9,9 @@ decodes into Arrow IPC instead; the server process only moves buffers and writes
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -44,6 +47,20 @@ def decode_in_worker(body: bytes, content_type: str) -> _Encoded:
             batch.rejection_message)
 
 
+def _watch_parent(parent: int) -> None:
+    """Runs in each worker: leave when the server is gone, even after kill -9.
+
+    Nothing else would tell a worker its server died; it would wait on its queue forever
+    and hold the server's stdout open.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="tracebaton-parent-watch", daemon=True).start()
+
+
 def _warm_up() -> None:
     from . import _ingest  # noqa: F401 - import protobuf and pyarrow before the first request
 
@@ -56,9 +73,11 @@ class DecodePool:
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> DecodePool:
-        # forkserver: workers start from a clean process, not a fork of a threaded server.
-        context = multiprocessing.get_context("forkserver")
-        self._pool = ProcessPoolExecutor(self._workers, mp_context=context)
+        # spawn: workers start from a clean interpreter (not a fork of a threaded server) and
+        # are the server's own children, so they can tell when it is gone.
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(self._workers, mp_context=context,
+                                         initializer=_watch_parent, initargs=(os.getpid(),))
         for future in [self._pool.submit(_warm_up) for _ in range(self._workers)]:
             future.result()
         return self

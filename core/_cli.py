@@ -122,9 +122,10 @@ def _serve(args: argparse.Namespace) -> int:
     addresses = server.start()
     try:
         line = addresses.ready_line()
-        print(line, flush=True)
+        # The file first: whoever reacts to the printed line may read the file at once.
         if settings.ready_file:
             _write_ready_file(settings.ready_file, line)
+        print(line, flush=True)
         stop.wait()
         print("tracebaton: stopping: committing what was acknowledged", file=sys.stderr, flush=True)
     finally:

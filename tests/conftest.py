@@ -38,11 +38,24 @@ class RunningServer:
             self.process.send_signal(sig)
         code = self.process.wait(timeout)
         for pump in self.pumps:
-            pump.join(timeout)
+            pump.join(timeout)  # EOF comes when every process holding the pipes is gone
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
         return code
+
+    def session_processes(self) -> list[int]:
+        """Pids still alive in the server's session (its workers, if any outlived it)."""
+        alive = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[3]) == self.process.pid and fields[0] != "Z":  # field 6: session id
+                    alive.append(int(entry.name))
+        return alive
 
     @property
     def stderr(self) -> str:
@@ -62,8 +75,9 @@ def start_server(db: Path, *args: str, env: dict[str, str] | None = None,
     """`tracebaton serve` on free ports; returns once it printed its ready line."""
     command = [sys.executable, "-m", "tracebaton", "serve", "--db", str(db),
                "--grpc-port", "0", "--http-port", "0", "--api-port", "0", *args]
+    # A session of its own: the processes it starts can be found, and must be gone, after it.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, **(env or {})})
+                               env={**os.environ, **(env or {})}, start_new_session=True)
     stdout_lines: queue.Queue[str | None] = queue.Queue()
     stderr_lines: list[str] = []
     pumps = [

@@ -1,0 +1,107 @@
+"""`tracebaton serve` as a user runs it: bad flags and files get a message and exit 2."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+from conftest import start_server
+
+
+def _serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tracebaton", "serve", *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+FREE = ("--grpc-port", "0", "--http-port", "0", "--api-port", "0")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--grpc-port", "70000"), "'70000' is not a port"),
+    (("--api-port", "http"), "'http' is not a port"),
+    (("--retention-max-age", "5 minutes"), "is not a duration"),
+    (("--retention-max-spans", "-3"), "is not a positive whole number"),
+    (("--no-such-flag",), "unrecognized arguments: --no-such-flag"),
+], ids=["port-range", "port-text", "duration", "negative-retention", "unknown-flag"])
+def test_bad_flags_exit_2_with_a_message(args: tuple[str, ...], message: str) -> None:
+    done = _serve(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_environment_values_exit_2_naming_the_variable(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "tracebaton", "serve", "--db", str(tmp_path / "x.duckdb")],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "TRACEBATON_GRPC_PORT": "not-a-port"})
+    assert done.returncode == 2
+    assert "TRACEBATON_GRPC_PORT: 'not-a-port' is not a port" in done.stderr
+
+
+def test_unusable_db_files_exit_2_with_the_fix(tmp_path: Path) -> None:
+    foreign = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(foreign)) as connection:
+        connection.execute("CREATE TABLE orders (id INTEGER)")
+    text = tmp_path / "readme.txt"
+    text.write_text("not a database\n" * 200)
+    cases = {
+        str(foreign): "belongs to something else (tables: orders)",
+        str(text): "--db " + str(text),
+        str(tmp_path / "missing" / "x.duckdb"): "does not exist; create it first",
+        str(tmp_path): "is a folder",
+    }
+    for db, message in cases.items():
+        done = _serve("--db", db, *FREE)
+        assert done.returncode == 2, db
+        assert message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_a_port_in_use_exits_2_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _serve("--db", str(tmp_path / "x.duckdb"), "--grpc-port", "0", "--http-port", str(port),
+                      "--api-port", "0")
+    assert done.returncode == 2
+    assert f"OTLP/HTTP cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "pick another one, or 0" in done.stderr
+
+
+def test_a_second_server_on_the_same_file_is_refused(tmp_path: Path) -> None:
+    first = start_server(tmp_path / "shared.duckdb")
+    try:
+        done = _serve("--db", str(tmp_path / "shared.duckdb"), *FREE)
+        assert done.returncode == 2
+        assert "another process has this DuckDB file open" in done.stderr
+    finally:
+        assert first.stop() == 0
+
+
+def test_ready_line_and_ready_file_and_sigint(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.txt"
+    running = start_server(tmp_path / "x.duckdb", "--ready-file", str(ready))
+    try:
+        line = ready.read_text().strip()
+        assert line == f"tracebaton: ready grpc={running.grpc} http={running.http} api={running.api}"
+        assert running.grpc.startswith("127.0.0.1:")
+        assert httpx.get(f"{running.api}/healthz").json()["status"] == "ok"
+    finally:
+        assert running.stop(signal.SIGINT) == 0
+    assert "stopping" in running.stderr
+
+
+def test_help_lists_every_serve_flag() -> None:
+    done = _serve("--help")
+    assert done.returncode == 0
+    for flag in ("--db", "--host", "--grpc-port", "--http-port", "--api-port", "--token", "--ingest-token",
+                 "--retention-max-spans", "--retention-max-age", "--ready-file"):
+        assert flag in done.stdout
