@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +58,20 @@ class RunningServer:
                 if int(fields[3]) == self.process.pid and fields[0] != "Z":  # field 6: session id
                     alive.append(int(entry.name))
         return alive
+
+    def wait_session_gone(self, timeout: float = 15) -> list[int]:
+        """Wait (on pidfds, not a timer) until the session's processes exit; return survivors."""
+        deadline = time.monotonic() + timeout
+        for pid in self.session_processes():
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            try:
+                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            finally:
+                os.close(fd)
+        return self.session_processes()
 
     @property
     def stderr(self) -> str:

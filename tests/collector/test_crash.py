@@ -42,7 +42,7 @@ def test_acknowledged_spans_survive_kill_9(tmp_path: Path) -> None:
     assert enough.wait(120), "ingest did not get going"
     os.kill(server.process.pid, signal.SIGKILL)  # mid-stream: senders are still sending
     assert server.stop() == -signal.SIGKILL   # returns once the decode workers left too
-    assert server.session_processes() == [], "processes of the killed server outlived it"
+    assert server.wait_session_gone() == [], "processes of the killed server outlived it"
     for thread in senders:
         thread.join(30)
 

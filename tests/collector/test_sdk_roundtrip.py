@@ -77,3 +77,25 @@ def test_healthz_answers(shared_server: RunningServer) -> None:
     response = httpx.get(f"{shared_server.api}/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_an_otlp_json_body_reads_back(shared_server: RunningServer) -> None:
+    """OTLP/JSON as the specification's example writes it: upper-case hex ids, numeric times."""
+    from otlp_json_helpers import OTLP_JSON_EXAMPLE
+
+    response = httpx.post(f"{shared_server.otlp_http_url}/v1/traces", content=OTLP_JSON_EXAMPLE,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert response.json() == {}
+    sent = json.loads(OTLP_JSON_EXAMPLE)["resourceSpans"][0]["scopeSpans"][0]
+    want = sent["spans"][0]
+    (span,) = _stored(shared_server, want["traceId"].lower()).values()
+    assert span["span_id"] == want["spanId"].lower()
+    assert span["parent_span_id"] == want["parentSpanId"].lower()
+    assert span["name"] == want["name"]
+    assert span["kind"] == "server"
+    assert span["start_unix_nano"] == str(want["startTimeUnixNano"])
+    assert span["end_unix_nano"] == str(want["endTimeUnixNano"])
+    assert span["attributes"] == {a["key"]: a["value"]["stringValue"] for a in want["attributes"]}
+    assert span["scope"] == {"name": sent["scope"]["name"], "version": sent["scope"]["version"]}
+    assert span["service"] == "checkout"
