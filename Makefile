@@ -47,7 +47,7 @@ wheel-check: install
 		tracebaton.assertions, tracebaton.api, tracebaton.dashboards, tracebaton.demo; \
 		assert tracebaton.__file__.startswith('$(CURDIR)/build/wheel-venv'), tracebaton.__file__; \
 		print('wheel imports from', tracebaton.__file__)"
-	cd /tmp && $(CURDIR)/build/wheel-venv/bin/mypy -p tracebaton --strict
+	cd /tmp && $(CURDIR)/build/wheel-venv/bin/mypy -p tracebaton --config-file $(CURDIR)/pyproject.toml
 	cd /tmp && $(CURDIR)/build/wheel-venv/bin/tracebaton --help >/dev/null
 
 clean:
