@@ -54,19 +54,20 @@ class GzipInflater:
         self._out = bytearray()
 
     def feed(self, chunk: bytes) -> None:
-        if self._inflater.eof:
-            if chunk:
-                raise OtlpDecodeError("gzip body has data after its end; send one gzip member")
-            return
-        try:
-            data = self._inflater.decompress(chunk, self._limit + 1 - len(self._out))
-        except zlib.error as error:
-            raise OtlpDecodeError(
-                f"Content-Encoding is gzip but the body is not valid gzip ({error}); "
-                "compress the body or drop the Content-Encoding header") from None
-        self._out += data
-        if len(self._out) > self._limit or self._inflater.unconsumed_tail:
-            raise BodyTooLargeError(too_large_message(self._limit))
+        while chunk:
+            if self._inflater.eof:
+                # Concatenated members are valid gzip (RFC 1952): read the next one too.
+                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                data = self._inflater.decompress(chunk, self._limit + 1 - len(self._out))
+            except zlib.error as error:
+                raise OtlpDecodeError(
+                    f"Content-Encoding is gzip but the body is not valid gzip ({error}); "
+                    "compress the body or drop the Content-Encoding header") from None
+            self._out += data
+            if len(self._out) > self._limit or self._inflater.unconsumed_tail:
+                raise BodyTooLargeError(too_large_message(self._limit))
+            chunk = self._inflater.unused_data if self._inflater.eof else b""
 
     def finish(self) -> bytes:
         if not self._inflater.eof:
