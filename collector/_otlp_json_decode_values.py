@@ -39,27 +39,6 @@ _COUNT_HINT: Final = "write a count from 0 to 4294967295 as a JSON number"
 _INT_HINT: Final = "write a signed 64-bit integer as a JSON number or a decimal string"
 _INDEX_HINT: Final = "write a signed 32-bit integer as a JSON number"
 
-# JSON (lowerCamelCase) names that differ from the proto field names, to the latter.
-_CAMEL_SNAKE: Final[dict[str, str]] = {
-    "resourceSpans": "resource_spans",
-    "scopeSpans": "scope_spans",
-    "schemaUrl": "schema_url",
-    "droppedAttributesCount": "dropped_attributes_count",
-    "entityRefs": "entity_refs",
-    "idKeys": "id_keys",
-    "descriptionKeys": "description_keys",
-    "keyStrindex": "key_strindex",
-    "traceId": "trace_id",
-    "spanId": "span_id",
-    "traceState": "trace_state",
-    "parentSpanId": "parent_span_id",
-    "startTimeUnixNano": "start_time_unix_nano",
-    "endTimeUnixNano": "end_time_unix_nano",
-    "droppedEventsCount": "dropped_events_count",
-    "droppedLinksCount": "dropped_links_count",
-    "timeUnixNano": "time_unix_nano",
-}
-
 # AnyValue members, by every accepted key, to a small code (the branch order of _any).
 _ANY_STRING: Final = 0
 _ANY_INT: Final = 1
@@ -110,16 +89,6 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:60] + "…" + text[-10:]
 
 
-def _get(d: dict[str, Any], camel: str) -> Any:
-    """`d[camel]`, else `d[snake_case of camel]`, else None (also for an explicit null)."""
-    value = d.get(camel)
-    if value is None:
-        snake = _CAMEL_SNAKE.get(camel)
-        if snake is not None:
-            value = d.get(snake)
-    return value
-
-
 def _object(value: Any, what: str, path: list[str]) -> dict[str, Any]:
     if type(value) is dict:
         return value
@@ -151,6 +120,10 @@ def _integer(value: Any, name: str, low: int, high: int, hint: str) -> int:
     if type(value) is int:
         number = value
     elif type(value) is str and _DECIMAL.fullmatch(value):
+        # Every OTLP integer fits in 20 digits; a longer string is out of range, and would
+        # cost int() quadratic time (Python refuses past 4300 digits).
+        if len(value.lstrip("-").lstrip("0")) > 20:
+            raise _Bad(f"{_show(value)} is out of range: {name} takes {low} to {high}", [name])
         number = int(value)
     elif type(value) is float and value.is_integer():
         if abs(value) >= _F64_EXACT:
@@ -178,6 +151,8 @@ def _u32(value: Any, name: str, hint: str = _COUNT_HINT) -> int:
 def _time(value: Any, name: str) -> int:
     if type(value) is int and 0 <= value <= _U64_MAX:
         return value
+    if type(value) is str and len(value) < 20 and value.isdecimal() and value.isascii():
+        return int(value)  # below 10**19, so in range: the usual case, "1700000000000000000"
     return _integer(value, name, 0, _U64_MAX, _TIME_HINT)
 
 
@@ -397,7 +372,9 @@ def _key_value(kv: Any, depth: int) -> dict[str, Any]:
         except _Bad as bad:
             bad.path.append("value")
             raise
-    index = _get(kv, "keyStrindex")
+    index = kv.get("keyStrindex")
+    if index is None:
+        index = kv.get("key_strindex")
     if index is not None:
         item["key_strindex"] = _integer(index, "keyStrindex", _I32_MIN, _I32_MAX, _INDEX_HINT)
     return item

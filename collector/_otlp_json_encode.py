@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import binascii
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 import orjson
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import (
-    AnyValue,
-    EntityRef,
-    InstrumentationScope,
-)
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from ._otlp_json_common import _MAX_DEPTH
+from ._otlp_json_common import _MAX_DEPTH, _REQUEST, _Message, _Repeated, _Scalar
 
 __all__ = ["encode_export_request_json"]
 
@@ -82,114 +78,57 @@ def _encode_key_values(items: Any, depth: int = 1) -> list[dict[str, Any]]:
     return out
 
 
-def _encode_resource(resource: Resource) -> dict[str, Any]:
+#: A field as `_encode_fields` writes it: JSON name, proto name, how its value is written
+#: (None: as it is), and whether it is a message field, written when set (if empty as {})
+#: where any other field is written when not at its default (zero, "", empty).
+_EncodeField = tuple[str, str, Callable[[Any], Any] | None, bool]
+
+
+def _encode_fields(message: Message, fields: tuple[_EncodeField, ...]) -> dict[str, Any]:
+    """A message as a JSON object, its fields in the order of `fields`."""
     out: dict[str, Any] = {}
-    if resource.attributes:
-        out["attributes"] = _encode_key_values(resource.attributes)
-    if resource.dropped_attributes_count:
-        out["droppedAttributesCount"] = resource.dropped_attributes_count
-    if resource.entity_refs:
-        out["entityRefs"] = [_encode_entity_ref(ref) for ref in resource.entity_refs]
+    for camel, snake, encode, is_message in fields:
+        value = getattr(message, snake)
+        if message.HasField(snake) if is_message else value:
+            out[camel] = value if encode is None else encode(value)
     return out
 
 
-def _encode_entity_ref(ref: EntityRef) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if ref.schema_url:
-        out["schemaUrl"] = ref.schema_url
-    if ref.type:
-        out["type"] = ref.type
-    if ref.id_keys:
-        out["idKeys"] = list(ref.id_keys)
-    if ref.description_keys:
-        out["descriptionKeys"] = list(ref.description_keys)
-    return out
+def _repeated(fields: tuple[_EncodeField, ...]) -> Callable[[Any], list[dict[str, Any]]]:
+    return lambda messages: [_encode_fields(message, fields) for message in messages]
 
 
-def _encode_scope(scope: InstrumentationScope) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if scope.name:
-        out["name"] = scope.name
-    if scope.version:
-        out["version"] = scope.version
-    if scope.attributes:
-        out["attributes"] = _encode_key_values(scope.attributes)
-    if scope.dropped_attributes_count:
-        out["droppedAttributesCount"] = scope.dropped_attributes_count
-    return out
+def _message(fields: tuple[_EncodeField, ...]) -> Callable[[Any], dict[str, Any]]:
+    return lambda message: _encode_fields(message, fields)
 
 
-def _encode_span(span: Span) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if span.trace_id:
-        out["traceId"] = span.trace_id.hex()
-    if span.span_id:
-        out["spanId"] = span.span_id.hex()
-    if span.trace_state:
-        out["traceState"] = span.trace_state
-    if span.parent_span_id:
-        out["parentSpanId"] = span.parent_span_id.hex()
-    if span.flags:
-        out["flags"] = span.flags
-    if span.name:
-        out["name"] = span.name
-    if span.kind:
-        out["kind"] = span.kind
-    if span.start_time_unix_nano:
-        out["startTimeUnixNano"] = str(span.start_time_unix_nano)
-    if span.end_time_unix_nano:
-        out["endTimeUnixNano"] = str(span.end_time_unix_nano)
-    if span.attributes:
-        out["attributes"] = _encode_key_values(span.attributes)
-    if span.dropped_attributes_count:
-        out["droppedAttributesCount"] = span.dropped_attributes_count
-    if span.events:
-        out["events"] = [_encode_event(event) for event in span.events]
-    if span.dropped_events_count:
-        out["droppedEventsCount"] = span.dropped_events_count
-    if span.links:
-        out["links"] = [_encode_link(link) for link in span.links]
-    if span.dropped_links_count:
-        out["droppedLinksCount"] = span.dropped_links_count
-    if span.HasField("status"):
-        status = span.status
-        encoded: dict[str, Any] = {}
-        if status.message:
-            encoded["message"] = status.message
-        if status.code:
-            encoded["code"] = status.code
-        out["status"] = encoded
-    return out
+_SCALARS: Final[dict[_Scalar, Callable[[Any], Any] | None]] = {
+    _Scalar.ID: bytes.hex,
+    _Scalar.STRING: None,
+    _Scalar.STRINGS: list,
+    _Scalar.COUNT: None,
+    _Scalar.FLAGS: None,
+    _Scalar.TIME: str,
+    _Scalar.ATTRIBUTES: _encode_key_values,
+    _Scalar.SPAN_KIND: None,
+    _Scalar.STATUS_CODE: None,
+}
 
 
-def _encode_event(event: Span.Event) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if event.time_unix_nano:
-        out["timeUnixNano"] = str(event.time_unix_nano)
-    if event.name:
-        out["name"] = event.name
-    if event.attributes:
-        out["attributes"] = _encode_key_values(event.attributes)
-    if event.dropped_attributes_count:
-        out["droppedAttributesCount"] = event.dropped_attributes_count
-    return out
+def _encoders(message: _Message) -> tuple[_EncodeField, ...]:
+    """The fields of a message of the schema in `_otlp_json_common`, ready for `_encode_fields`."""
+    fields: list[_EncodeField] = []
+    for camel, snake, kind in message.fields:
+        if isinstance(kind, _Repeated):
+            fields.append((camel, snake, _repeated(_encoders(kind.message)), False))
+        elif isinstance(kind, _Message):
+            fields.append((camel, snake, _message(_encoders(kind)), True))
+        else:
+            fields.append((camel, snake, _SCALARS[kind], False))
+    return tuple(fields)
 
 
-def _encode_link(link: Span.Link) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if link.trace_id:
-        out["traceId"] = link.trace_id.hex()
-    if link.span_id:
-        out["spanId"] = link.span_id.hex()
-    if link.trace_state:
-        out["traceState"] = link.trace_state
-    if link.attributes:
-        out["attributes"] = _encode_key_values(link.attributes)
-    if link.dropped_attributes_count:
-        out["droppedAttributesCount"] = link.dropped_attributes_count
-    if link.flags:
-        out["flags"] = link.flags
-    return out
+_REQUEST_FIELDS: Final = _encoders(_REQUEST)
 
 
 def encode_export_request_json(request: ExportTraceServiceRequest) -> bytes:
@@ -199,28 +138,4 @@ def encode_export_request_json(request: ExportTraceServiceRequest) -> bytes:
     fields at their default left out (a message field that is set is written, if empty
     as {}). Raises ValueError for attribute values nested deeper than the decoder takes.
     """
-    return orjson.dumps(_encode_request(request))
-
-
-def _encode_request(request: ExportTraceServiceRequest) -> dict[str, Any]:
-    resource_spans = []
-    for rs in request.resource_spans:
-        entry: dict[str, Any] = {}
-        if rs.HasField("resource"):
-            entry["resource"] = _encode_resource(rs.resource)
-        scope_spans = []
-        for ss in rs.scope_spans:
-            scope_entry: dict[str, Any] = {}
-            if ss.HasField("scope"):
-                scope_entry["scope"] = _encode_scope(ss.scope)
-            if ss.spans:
-                scope_entry["spans"] = [_encode_span(span) for span in ss.spans]
-            if ss.schema_url:
-                scope_entry["schemaUrl"] = ss.schema_url
-            scope_spans.append(scope_entry)
-        if scope_spans:
-            entry["scopeSpans"] = scope_spans
-        if rs.schema_url:
-            entry["schemaUrl"] = rs.schema_url
-        resource_spans.append(entry)
-    return {"resourceSpans": resource_spans} if resource_spans else {}
+    return orjson.dumps(_encode_fields(request, _REQUEST_FIELDS))
