@@ -114,6 +114,22 @@ def check_readable(api: str, requests: list[ExportTraceServiceRequest]) -> None:
             raise SystemExit(f"trace {trace_id}: {len(got)} spans readable, {expected} acknowledged")
 
 
+def trace_fetch_ms(api: str, bodies: list[bytes], count: int = 100) -> list[float]:
+    """GET /api/traces/{id} for traces spread over the whole store (after all spans landed)."""
+    step = max(1, len(bodies) // count)
+    trace_ids = [ExportTraceServiceRequest.FromString(bodies[i]).resource_spans[0].scope_spans[0]
+                 .spans[0].trace_id.hex() for i in range(0, len(bodies), step)][:count]
+    timings = []
+    with httpx.Client(timeout=30) as client:
+        for trace_id in trace_ids:
+            start = time.perf_counter()
+            response = client.get(f"{api}/api/traces/{trace_id}")
+            timings.append((time.perf_counter() - start) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"trace {trace_id} not readable: {response.status_code}")
+    return sorted(timings)
+
+
 def light_load_latency(address: str, count: int = 200) -> list[float]:
     channel = grpc.insecure_channel(address)
     export = channel.unary_unary(EXPORT)
@@ -147,7 +163,7 @@ def main() -> None:
     parse_rate = statistics.median(parse_rates)
     requests = [ExportTraceServiceRequest.FromString(body) for body in bodies[-3:]]
 
-    rates, rss, p50s, p99s, server_cores, client_cores = [], [], [], [], [], []
+    rates, rss, p50s, p99s, server_cores, client_cores, fetch_p50s = [], [], [], [], [], [], []
     for round_no in range(args.rounds):
         with tempfile.TemporaryDirectory() as folder:
             process, addresses = start_server(Path(folder) / "bench.duckdb")
@@ -159,6 +175,8 @@ def main() -> None:
                 rates.append(total_spans / elapsed)
                 rss.append(peak_rss_mib(process.pid))
                 check_readable(addresses["api"], requests)
+                fetches = trace_fetch_ms(addresses["api"], bodies)
+                fetch_p50s.append(fetches[len(fetches) // 2])
                 latencies = sorted(light_load_latency(addresses["grpc"]))
                 p50s.append(latencies[len(latencies) // 2] * 1000)
                 p99s.append(latencies[int(len(latencies) * 0.99) - 1] * 1000)
@@ -167,7 +185,8 @@ def main() -> None:
                 process.wait(120)
         print(f"round {round_no + 1}: {rates[-1]:,.0f} spans/s, peak RSS {rss[-1]:,.0f} MiB, "
               f"light-load p50 {p50s[-1]:.1f} ms p99 {p99s[-1]:.1f} ms; CPU server {server_cores[-1]:.2f} "
-              f"cores, sender {client_cores[-1]:.2f} cores", file=sys.stderr, flush=True)
+              f"cores, sender {client_cores[-1]:.2f} cores; trace fetch p50 {fetch_p50s[-1]:.1f} ms among "
+              f"{total_spans:,} spans", file=sys.stderr, flush=True)
 
     rate = statistics.median(rates)
     result = {
@@ -181,6 +200,7 @@ def main() -> None:
         "peak_rss_mib_max": round(max(rss)),
         "light_load_latency_ms_p50_median": round(statistics.median(p50s), 2),
         "light_load_latency_ms_p99_median": round(statistics.median(p99s), 2),
+        "trace_fetch_ms_p50_median": round(statistics.median(fetch_p50s), 2),
         "server_cores_busy_median": round(statistics.median(server_cores), 2),
         "sender_cores_busy_median": round(statistics.median(client_cores), 2),
         "cpu_count": os.cpu_count(),
