@@ -44,7 +44,6 @@ class Maintenance:
         self._thread = threading.Thread(target=self._run, name="tracebaton-maintenance", daemon=True)
         self.checkpoints = 0
         self.pruned_spans = 0
-        self._retention_requested = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
@@ -52,10 +51,6 @@ class Maintenance:
     def shutdown(self) -> None:
         self._stop.set()
         self._thread.join()
-
-    def request_retention(self) -> None:
-        """Run retention at the next tick (tests and the writer's high-water mark use it)."""
-        self._retention_requested.set()
 
     def _wal_bytes(self) -> int:
         if self._wal_path is None:
@@ -78,10 +73,7 @@ class Maintenance:
                 last_wal = wal
                 now = time.monotonic()
                 if (self._max_spans or self._max_age_ns) and (
-                    self._retention_requested.is_set()
-                    or now - last_retention >= self._retention_interval_s
-                ):
-                    self._retention_requested.clear()
+                        now - last_retention >= self._retention_interval_s):
                     last_retention = now
                     self.prune()
             except duckdb.Error:

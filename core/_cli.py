@@ -8,7 +8,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ._config import (
     DEFAULT_API_PORT,
@@ -25,37 +25,27 @@ from ._config import (
     ENV_RETENTION_MAX_AGE,
     ENV_RETENTION_MAX_SPANS,
     ENV_TOKEN,
+    parse_port,
+    parse_positive_int,
     server_settings,
 )
 from ._durations import parse_duration_ns
 from ._errors import ConfigurationError, TracebatonError
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port; give 0-65535 (0 picks a free one)")
-    return value
+def _argument(parse: Callable[[str, str], int]) -> Callable[[str], int]:
+    """An argparse type from a settings parser: the same rules as the environment's."""
+    def convert(text: str) -> int:
+        try:
+            return parse("value", text)
+        except ConfigurationError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix("value: ")) from None
+    return convert
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
-
-
-def _duration(text: str) -> int:
-    try:
-        return parse_duration_ns(text, what="duration")
-    except ConfigurationError as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("duration: ")) from None
+_port = _argument(parse_port)
+_positive = _argument(parse_positive_int)
+_duration = _argument(lambda name, text: parse_duration_ns(text, what=name))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,7 +71,7 @@ class ServerSettings:
     ready_file: str | None = None
 
 
-def _port(name: str, text: str) -> int:
+def parse_port(name: str, text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -81,7 +81,7 @@ def _port(name: str, text: str) -> int:
     return value
 
 
-def _positive_int(name: str, text: str) -> int:
+def parse_positive_int(name: str, text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -104,19 +104,19 @@ def _count(name: str, text: str) -> int:
 _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "db": (ENV_DB, str),
     "host": (ENV_HOST, str),
-    "grpc_port": (ENV_GRPC_PORT, lambda t: _port(ENV_GRPC_PORT, t)),
-    "http_port": (ENV_HTTP_PORT, lambda t: _port(ENV_HTTP_PORT, t)),
-    "api_port": (ENV_API_PORT, lambda t: _port(ENV_API_PORT, t)),
+    "grpc_port": (ENV_GRPC_PORT, lambda t: parse_port(ENV_GRPC_PORT, t)),
+    "http_port": (ENV_HTTP_PORT, lambda t: parse_port(ENV_HTTP_PORT, t)),
+    "api_port": (ENV_API_PORT, lambda t: parse_port(ENV_API_PORT, t)),
     "token": (ENV_TOKEN, str),
     "ingest_token": (ENV_INGEST_TOKEN, str),
     "retention_max_spans": (ENV_RETENTION_MAX_SPANS,
-                            lambda t: _positive_int(ENV_RETENTION_MAX_SPANS, t)),
+                            lambda t: parse_positive_int(ENV_RETENTION_MAX_SPANS, t)),
     "retention_max_age_ns": (ENV_RETENTION_MAX_AGE,
                              lambda t: parse_duration_ns(t, what=ENV_RETENTION_MAX_AGE)),
-    "max_body_bytes": (ENV_MAX_BODY_BYTES, lambda t: _positive_int(ENV_MAX_BODY_BYTES, t)),
+    "max_body_bytes": (ENV_MAX_BODY_BYTES, lambda t: parse_positive_int(ENV_MAX_BODY_BYTES, t)),
     "decode_workers": (ENV_DECODE_WORKERS, lambda t: _count(ENV_DECODE_WORKERS, t)),
     "max_pending_spans": (ENV_MAX_PENDING_SPANS,
-                          lambda t: _positive_int(ENV_MAX_PENDING_SPANS, t)),
+                          lambda t: parse_positive_int(ENV_MAX_PENDING_SPANS, t)),
 }
 
 
