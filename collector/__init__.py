@@ -6,6 +6,7 @@ model, the embedded `DuckDBSpanStore`, and the receivers.
 
 from __future__ import annotations
 
+from ._addresses import call_address, served_at
 from ._decode_pool import DecodePool
 from ._grpc_receiver import GrpcReceiver
 from ._http_receiver import otlp_http_app
@@ -22,6 +23,7 @@ from ._model import (
 )
 from ._otlp_json_decode import decode_export_request_json
 from ._otlp_json_encode import encode_export_request_json
+from ._otlp_spans import export_request_from_spans
 from ._protocol import SpanStore
 from ._store import DuckDBSpanStore
 
@@ -39,7 +41,10 @@ __all__ = [
     "StoredSpan",
     "TraceQuery",
     "TraceSummary",
+    "call_address",
     "decode_export_request_json",
     "encode_export_request_json",
+    "export_request_from_spans",
     "otlp_http_app",
+    "served_at",
 ]

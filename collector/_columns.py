@@ -196,7 +196,8 @@ def span_batch(request: ExportTraceServiceRequest) -> SpanBatch:
         links=links,
         resources=resources,
         scopes=scopes,
-        trace_ids=frozenset(trace_ids),
+        # a span linking into a trace wakes that trace's waiters: its flow now covers this one
+        trace_ids=frozenset(trace_ids).union(row[2] for row in link_rows),
         rejected_spans=rejected,
         rejection_message=message,
     )

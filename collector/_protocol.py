@@ -38,7 +38,7 @@ class SpanStore(Protocol):
         ...
 
     def wait(self, trace_ids: Iterable[str] | None, until: float, after: int | None = None) -> int | None:
-        """Block until spans of one of `trace_ids` (None: of any trace) are committed after
+        """Block until spans of, or linking into, one of `trace_ids` (None: any) are committed after
         sequence `after` (default: now), or until the `time.monotonic()` deadline `until`.
 
         Returns the new sequence, or None at the deadline. No polling interval.

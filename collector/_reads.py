@@ -13,6 +13,7 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from ._addresses import served_at
 from ._anyvalue import attribute_dict, attribute_patterns, attributes_match
 from ._model import (
     Attributes,
@@ -233,22 +234,3 @@ class SpanReader:
             )
             for row in rows
         ]
-
-
-def _url_hostport(url: str) -> str | None:
-    match = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/]*@)?([^/?#]+)", url)
-    return match.group(1).lower() if match else None
-
-
-def served_at(attributes: Attributes, host: str, port: int) -> bool:
-    """Whether a SERVER span's attributes say it answered at host:port (old and new conventions)."""
-    host = host.lower()
-    for host_key, port_key in (("server.address", "server.port"), ("net.host.name", "net.host.port")):
-        if str(attributes.get(host_key, "")).lower() == host and attributes.get(port_key) == port:
-            return True
-    for url_key in ("url.full", "http.url"):
-        url = attributes.get(url_key)
-        if isinstance(url, str) and _url_hostport(url) == f"{host}:{port}":
-            return True
-    http_host = attributes.get("http.host")
-    return isinstance(http_host, str) and http_host.lower() == f"{host}:{port}"

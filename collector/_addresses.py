@@ -1,0 +1,72 @@
+"""Where a span says it called or answered, by the old and the stable HTTP/RPC conventions.
+
+The store uses it to find the root SERVER span that answered at a `host:port`; the flow
+engine uses it to name the target of a CLIENT span whose callee never joined its trace.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from ._model import Attributes
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
+
+
+def url_address(url: str) -> tuple[str, int] | None:
+    """`http://Cart:8080/x` -> ("cart", 8080); the scheme's port when none is written."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if port is None:
+        port = _DEFAULT_PORTS.get(parts.scheme.lower())
+    return None if port is None else (host.lower(), port)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _pair(attributes: Attributes, host_key: str, port_key: str) -> tuple[str, int] | None:
+    host, port = attributes.get(host_key), _int(attributes.get(port_key))
+    if isinstance(host, str) and host and port is not None:
+        return host.lower(), port
+    return None
+
+
+def call_address(attributes: Attributes) -> tuple[str, int] | None:
+    """The host:port a CLIENT span called, from its attributes; None when it does not say."""
+    for host_key, port_key in (("server.address", "server.port"), ("net.peer.name", "net.peer.port")):
+        if (pair := _pair(attributes, host_key, port_key)) is not None:
+            return pair
+    for url_key in ("url.full", "http.url"):
+        url = attributes.get(url_key)
+        if isinstance(url, str) and (pair := url_address(url)) is not None:
+            return pair
+    return None
+
+
+def served_at(attributes: Attributes, host: str, port: int) -> bool:
+    """Whether a SERVER span's attributes say it answered at host:port."""
+    wanted = (host.lower(), port)
+    for host_key, port_key in (("server.address", "server.port"), ("net.host.name", "net.host.port")):
+        if _pair(attributes, host_key, port_key) == wanted:
+            return True
+    for url_key in ("url.full", "http.url"):
+        url = attributes.get(url_key)
+        if isinstance(url, str) and url_address(url) == wanted:
+            return True
+    http_host = attributes.get("http.host")
+    if isinstance(http_host, str):
+        return url_address("http://" + http_host) == wanted or http_host.lower() == f"{wanted[0]}:{port}"
+    return False
