@@ -2,13 +2,21 @@
 
     TracebatonError
     ├── ConfigurationError    a setting (argument, environment variable, file) is unusable
+    │   └── FlowSpecError     a flow spec does not parse or breaks a rule of spec v1
     ├── OtlpDecodeError       an OTLP request body cannot be decoded
     └── StoreError            the span store cannot do what was asked
         ├── StoreSaturatedError   ingest is behind; retry after `retry_after_s`
         └── StoreClosedError      the store was shut down
+
+    TraceAssertionError (also an AssertionError)  a flow failed its expectations
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tracebaton.assertions import FlowResult
 
 
 class TracebatonError(Exception):
@@ -41,3 +49,17 @@ class StoreSaturatedError(StoreError):
 
 class StoreClosedError(StoreError):
     """The store was shut down; nothing more is accepted."""
+
+
+class FlowSpecError(ConfigurationError):
+    """A flow spec is unusable: the message names the key (as a path like
+    `expect.budgets.hops`), what it holds and what it takes."""
+
+
+class TraceAssertionError(AssertionError, TracebatonError):
+    """A flow did not meet its expectations. `result` holds the whole verdict; the message
+    is its rendering: verdict line, first divergence, hop diff, span tree."""
+
+    def __init__(self, message: str, result: FlowResult) -> None:
+        super().__init__(message)
+        self.result = result
