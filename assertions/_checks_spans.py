@@ -1,0 +1,157 @@
+"""Checks on individual spans: `errors`, attributed to hops, and the free-form `spans[i]`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tracebaton.collector import StatusCode, StoredSpan
+
+from ._hops import Hop, hop_matches
+from ._result import CheckResult, CheckState
+from ._selectors import attribute_lookup, attribute_matches, selector_matches
+from ._situation import Situation, Violation, existential, ms, universal
+from ._spec import ErrorsMode, HopPattern, SpanExpectation
+from ._trace import FlowTrace
+
+_STATUS_KEYS = ("http.response.status_code", "rpc.grpc.status_code")
+
+
+def hop_of(situation: Situation, span: StoredSpan) -> Hop | None:
+    """The hop a span stands for: as its caller span first, else as its callee span."""
+    return hop_finder(situation)(span)
+
+
+def hop_finder(situation: Situation) -> Callable[[StoredSpan], Hop | None]:
+    """`hop_of` for many spans: the hops are indexed once, since a scan per span is quadratic
+    in a trace of thousands of hops (a batch job, a load test)."""
+    as_anchor: dict[str, Hop] = {}
+    as_callee: dict[str, Hop] = {}
+    for hop in situation.hops:
+        as_anchor.setdefault(hop.anchor.span_id, hop)
+        if hop.callee_span is not None:
+            as_callee.setdefault(hop.callee_span.span_id, hop)
+
+    def find(span: StoredSpan) -> Hop | None:
+        hop = as_anchor.get(span.span_id)
+        return hop if hop is not None else as_callee.get(span.span_id)
+
+    return find
+
+
+def _depths(trace: FlowTrace) -> dict[str, int]:
+    """Each span's number of ancestors, in one pass: counting them per span is quadratic in a
+    deep chain, and a failure deep down makes every span above it fail too."""
+    depth: dict[str, int] = {}
+    for span in trace.spans:
+        path: list[str] = []
+        current = span.span_id
+        while current not in depth:
+            parent = trace.parent.get(current)
+            if parent is None:
+                depth[current] = 0
+                break
+            path.append(current)
+            current = parent
+        base = depth[current]
+        for height, span_id in enumerate(reversed(path), 1):
+            depth[span_id] = base + height
+    return depth
+
+
+def _answer(span: StoredSpan) -> str:
+    for key in _STATUS_KEYS:
+        found, value = attribute_lookup(span.attributes, key)
+        if found and value is not None:
+            return f"answered {value}" + (f" ({span.status_message})" if span.status_message else "")
+    return f"failed: {span.status_message}" if span.status_message else "failed"
+
+
+def check_errors(situation: Situation) -> CheckResult | None:
+    policy = situation.spec.expect.errors
+    if policy.mode is ErrorsMode.ANY:
+        return None
+    trace = situation.trace
+    failed = [s for s in trace.spans if s.status_code is StatusCode.ERROR]
+    depth = _depths(trace) if failed else {}
+    failed.sort(key=lambda s: (-depth[s.span_id], s.start_unix_nano, s.span_id))  # deepest first
+    hop_of_span = hop_finder(situation)
+    violations = []
+    for span in failed:
+        hop = hop_of_span(span)
+        if _allowed(situation, span, hop):
+            continue
+        if hop is not None and hop.anchor.span_id == span.span_id:
+            message = f"{hop.text} {_answer(span)}"
+        elif hop is not None:
+            message = f"{hop.text}: {span.service} {_answer(span)} in {span.name!r}"
+        else:
+            message = f"{span.service}: {span.name!r} {_answer(span)}"
+        violations.append(Violation(message, (span.span_id,), hop.text if hop else None))
+    return universal("errors", violations, situation)
+
+
+def _allowed(situation: Situation, span: StoredSpan, hop: Hop | None) -> bool:
+    for entry in situation.spec.expect.errors.allow:
+        if isinstance(entry, HopPattern):
+            if hop is not None and hop_matches(entry, hop):
+                return True
+        elif selector_matches(entry, span):
+            return True
+    return False
+
+
+def check_span_expectation(situation: Situation, index: int, expectation: SpanExpectation) -> CheckResult:
+    check = f"spans[{index}]"
+    selected = [s for s in situation.trace.spans if selector_matches(expectation.select, s)]
+    label = f"spans {expectation.select}"
+    hop_of_span = hop_finder(situation)
+    violations = []
+    for span in selected:
+        hop = hop_of_span(span)
+        where = f"{hop.text}: " if hop else ""
+        for key, expected in expectation.attributes.items():
+            found, actual = attribute_lookup(span.attributes, key)
+            if not found or not attribute_matches(expected, actual):
+                shown = "absent" if not found else repr(actual)
+                violations.append(
+                    Violation(
+                        f"{where}{span.service} {span.name!r}: {key} is {shown}, expected {expected!r}",
+                        (span.span_id,),
+                        hop.text if hop else None,
+                    )
+                )
+        limit = expectation.max_duration_ns
+        if limit is not None and span.duration_ns > limit:
+            violations.append(
+                Violation(
+                    f"{where}{span.service} {span.name!r} took {ms(span.duration_ns)}, "
+                    f"max_duration {ms(limit)}",
+                    (span.span_id,),
+                    hop.text if hop else None,
+                )
+            )
+    count = expectation.count
+    ids = tuple(s.span_id for s in selected)
+    if count is not None and count.op in ("==", "<=") and len(selected) > count.n:
+        violations.insert(0, Violation(f"{label}: {len(selected)} matched, expected {count}", ids))
+    if violations:
+        return universal(check, violations, situation)
+    lower = count.n if count is not None and count.op in ("==", ">=") else (1 if count is None else 0)
+    if len(selected) < lower:
+        return existential(
+            check,
+            [
+                Violation(
+                    f"{label}: {len(selected)} matched, expected {count if count is not None else '>=1'}", ids
+                )
+            ],
+            situation,
+        )
+    needs_settle = (
+        bool(expectation.attributes)
+        or expectation.max_duration_ns is not None
+        or (count is not None and count.op in ("==", "<="))
+    )
+    if needs_settle:
+        return universal(check, [], situation)
+    return CheckResult(check, CheckState.PASS)

@@ -1,0 +1,204 @@
+"""The flow engine: read a flow from the store, judge it, and wait for arrivals until the
+verdict is reached. Woken by the store's arrival notifications; no polling interval.
+
+Each round reads the flow afresh and judges it from scratch, so a verdict never depends
+on the order in which spans happened to arrive.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable
+
+from tracebaton.collector import SpanStore, StoredSpan, TraceQuery
+
+from ._hops import DanglingCall, choose_stitch, dangling_calls, extract_hops, orphan_candidates
+from ._result import CheckResult, CheckState, FlowResult, WaitedReason
+from ._selectors import header_values
+from ._situation import Situation
+from ._spec import FindSpec, FlowSpec, HeaderRule
+from ._trace import FlowTrace, build_trace
+from ._verdict import evaluate, overall, result_of
+
+SKEW_NS = 5_000_000
+"""How far a callee may start outside its caller's window on another host's clock."""
+_MAX_TRACES = 64
+"""Linked and stitched traces one flow may take in: a bound, so a hub trace cannot stall a verdict."""
+_CORRELATION_HEADERS = ("x-request-id", "x-correlation-id", "correlation-id", "request-id")
+
+
+class FlowEngine:
+    """Judges flow specs against a `SpanStore`. Thread-safe: it keeps no state between calls."""
+
+    def __init__(self, store: SpanStore, *, wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self._store = store
+        self._now = wall_clock_ns
+
+    def find_trace(self, find: FindSpec, until: float) -> str | None:
+        """The most recent trace matching `find`, waiting for one until the monotonic deadline."""
+        attributes = {k: v for k, v in find.attributes.items() if isinstance(v, str | int | float | bool)}
+        while True:
+            sequence = self._store.sequence
+            query = TraceQuery(
+                service=find.root_service,
+                name=find.root_name,
+                attributes=attributes,
+                since_unix_nano=self._now() - find.since_ns,
+                limit=100,
+            )
+            for summary in self._store.traces(query):
+                if find.root_service is not None and summary.root_service != find.root_service:
+                    continue
+                if find.root_name is not None and not fnmatch.fnmatchcase(
+                    summary.root_name or "", find.root_name
+                ):
+                    continue
+                return summary.trace_id
+            if self._store.wait(None, until, after=sequence) is None and time.monotonic() >= until:
+                return None
+
+    def check(
+        self, spec: FlowSpec, trace_id: str | None = None, *, timeout_ns: int | None = None
+    ) -> FlowResult:
+        """Judge `spec` on the trace `trace_id` (found by `spec.find` when None)."""
+        started = time.monotonic()
+        until = started + (spec.wait.timeout_ns if timeout_ns is None else timeout_ns) / 1e9
+        if trace_id is None:
+            if spec.find is None:
+                raise ValueError("no trace id and no `find` in the spec: pass a trace id or add find:")
+            trace_id = self.find_trace(spec.find, until)
+            if trace_id is None:
+                return self._not_found(spec, started)
+        self._store.pin(trace_id)
+        try:
+            return self._judge(spec, trace_id, started, until)
+        finally:
+            self._store.unpin(trace_id)
+
+    def _judge(self, spec: FlowSpec, trace_id: str, started: float, until: float) -> FlowResult:
+        stitches: dict[str, str] = {}
+        stitched_traces: set[str] = set()
+        while True:
+            sequence = self._store.sequence
+            final = time.monotonic() >= until
+            trace_ids = self._flow_trace_ids(trace_id, stitched_traces)
+            spans = [span for tid in trace_ids for span in self._store.trace(tid)]
+            now = self._now()
+            trace = build_trace(trace_id, spans, now_unix_nano=now, stitches=stitches)
+            last = trace.last_arrival_unix_nano
+            quiet = last is not None and now - last >= spec.wait.settle_ns
+            if (quiet or final) and self._stitch(spec, trace, trace_ids, stitches, stitched_traces):
+                continue  # read again with the stitched traces in
+            grace = spec.wait.parent_grace_ns
+            waiting = [o for o in trace.orphans if now - o.arrival_unix_nano < grace]
+            situation = Situation(
+                spec=spec,
+                trace=trace,
+                hops=tuple(extract_hops(trace, peers=spec.peers)),
+                settled=quiet and not waiting,
+                final=final,
+                now_unix_nano=now,
+                missing_parents=tuple(o for o in trace.orphans if now - o.arrival_unix_nano >= grace),
+            )
+            checks = evaluate(situation)
+            if final or overall(checks) is not CheckState.PENDING:
+                return result_of(situation, checks, waited_ms=_ms_since(started))
+            wake = until
+            if last is not None and not quiet:
+                wake = min(wake, time.monotonic() + (last + spec.wait.settle_ns - now) / 1e9)
+            elif waiting:
+                first_grace = min(o.arrival_unix_nano for o in waiting) + grace
+                wake = min(wake, time.monotonic() + (first_grace - now) / 1e9)
+            self._store.wait(trace_ids, wake, after=sequence)
+
+    def _flow_trace_ids(self, trace_id: str, stitched: set[str]) -> list[str]:
+        """The flow's trace, every trace linking into it (transitively) and stitched ones."""
+        ids = [trace_id]
+        seen = {trace_id}
+        index = 0
+        while index < len(ids) and len(ids) < _MAX_TRACES:
+            for linked in self._store.linked(ids[index]):
+                if linked not in seen:
+                    seen.add(linked)
+                    ids.append(linked)
+            index += 1
+        ids += sorted(stitched - seen)
+        return ids[:_MAX_TRACES]
+
+    def _stitch(
+        self,
+        spec: FlowSpec,
+        trace: FlowTrace,
+        trace_ids: list[str],
+        stitches: dict[str, str],
+        stitched_traces: set[str],
+    ) -> bool:
+        """Diagnose broken hand-offs: a dangling call whose callee started a trace of its own
+        (or named a parent that never came). Returns whether anything new was stitched."""
+        same = [h for h, rule in spec.expect.propagation.headers.items() if rule is HeaderRule.SAME]
+        correlation = _correlation_values(trace, (*same, *_CORRELATION_HEADERS))
+        claimed = set(stitches)
+        changed = False
+        for call in dangling_calls(trace):
+            if call.span.span_id in stitches.values():
+                continue
+            candidates = [o for o in orphan_candidates(trace, call, SKEW_NS) if o.span_id not in claimed]
+            if not candidates:
+                candidates = self._foreign_roots(call, trace_ids, claimed)
+            chosen, _why = choose_stitch(call, candidates, correlation)
+            if chosen is not None:
+                stitches[chosen.span_id] = call.span.span_id
+                claimed.add(chosen.span_id)
+                if chosen.trace_id not in trace_ids:
+                    stitched_traces.add(chosen.trace_id)
+                changed = True
+        return changed
+
+    def _foreign_roots(self, call: DanglingCall, trace_ids: list[str], claimed: set[str]) -> list[StoredSpan]:
+        if call.target is None or len(trace_ids) >= _MAX_TRACES:
+            return []
+        roots = self._store.roots(
+            call.target, call.span.start_unix_nano - SKEW_NS, call.span.end_unix_nano + SKEW_NS
+        )
+        return [r for r in roots if r.trace_id not in trace_ids and r.span_id not in claimed]
+
+    def _not_found(self, spec: FlowSpec, started: float) -> FlowResult:
+        find = spec.find
+        assert find is not None
+        wanted = ", ".join(
+            f"{k}={v!r}"
+            for k, v in (("root_service", find.root_service), ("root_name", find.root_name))
+            if v is not None
+        )
+        wanted += "".join(f", {k}={v!r}" for k, v in find.attributes.items())
+        message = (
+            f"no trace matched find ({wanted.lstrip(', ') or 'anything'}) within "
+            f"{spec.wait.timeout_ns / 1e9:g} s: check that the services export to this collector "
+            "and that find names the entry service and span"
+        )
+        return FlowResult(
+            passed=False,
+            name=spec.name,
+            trace_id=None,
+            waited_ms=_ms_since(started),
+            waited_reason=WaitedReason.TIMEOUT,
+            first_divergence=message,
+            checks=(CheckResult("hops", CheckState.FAIL, message),),
+            hops=(),
+            expected_hops=tuple(str(p) for group in spec.expect.hops for p in group),
+        )
+
+
+def _correlation_values(trace: FlowTrace, headers: tuple[str, ...]) -> dict[str, str]:
+    """Correlation header values the flow carries, to tell concurrent candidate traces apart."""
+    values: dict[str, str] = {}
+    for span in trace.spans:
+        for header in headers:
+            if header not in values and (found := header_values(span.attributes, header)):
+                values[header] = found[0]
+    return values
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)

@@ -1,0 +1,236 @@
+"""A flow's verdict as the text people read (DESIGN §6): the message of a TraceAssertionError
+and the CLI's text output.
+
+Pure functions, data in and lines out. Nothing depends on the clock or on dict order, so the
+same verdict always renders the same text and golden tests can pin it. Layout, top down: the
+verdict with the full trace id, the first divergence, the failed checks, a diff of expected
+and actual hops, the span tree near the divergence, findings, and where to see it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from tracebaton import format_duration_ns
+
+from ._render_tree import plural, render_span_tree
+from ._result import CheckState, FlowResult, HopResult, HopStatus
+from ._trace import FlowTrace
+
+__all__ = ["render_hop_table", "render_verdict"]
+
+DEFAULT_DB = ".tracebaton/last.duckdb"
+"""Where the pytest plugin leaves an embedded run's store."""
+_CONTEXT = 2
+"""Unchanged hops kept around each change, as in a unified diff."""
+_TEST_SERVICE = "test"
+_ARROW = re.compile(r"\s*(->|~>)\s*")
+_STATE_WORDS = {CheckState.FAIL: "FAIL", CheckState.PASS: "pass", CheckState.PENDING: "pending"}
+
+
+def render_verdict(result: FlowResult, trace: FlowTrace | None = None, *, verbosity: int = 0,
+                   dashboard_url: str | None = None, db_path: str = DEFAULT_DB) -> str:
+    """The whole verdict as text. `verbosity` >= 2 (pytest `-vv`) shows everything: passed and
+    pending checks, every hop, the hop table and the whole span tree, unfolded."""
+    full = verbosity >= 2
+    lines = [_headline(result), *_continued(_divergence(result), "  ")]
+    for check in result.checks:
+        if full or check.state is CheckState.FAIL:
+            head = f"  {_STATE_WORDS[check.state]:<7} {check.check}"
+            lines += _continued(f"{head}: {check.message}" if check.message else head, "          ")
+    lines += _hop_diff(result, full)
+    if full and result.hops:
+        lines += ["hop table:", *("  " + line for line in render_hop_table(result))]
+    if trace is not None:
+        lines += render_span_tree(result, trace, verbosity=verbosity)
+    lines += _findings(result, trace)
+    lines.append(_see_it(result, dashboard_url, db_path))
+    return "\n".join(lines)
+
+
+def render_hop_table(result: FlowResult) -> list[str]:
+    """Every hop of the result in its order: hop, kind, status, caller and callee span ids,
+    the caller span's duration and the detail. [] when there are no hops."""
+    if not result.hops:
+        return []
+    header = ("hop", "kind", "status", "caller span", "callee span", "duration", "detail")
+    rows: list[tuple[str, ...]] = [header, *((
+        h.hop, h.kind.value, h.status.value, h.caller_span_id or "-", h.callee_span_id or "-",
+        "-" if h.duration_ns is None else format_duration_ns(h.duration_ns), h.detail,
+    ) for h in result.hops)]
+    if not any(h.detail for h in result.hops):
+        rows = [row[:-1] for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.rjust(widths[i]) if i == 5 else cell.ljust(widths[i]) for i, cell in enumerate(row[:6])]
+        lines.append("  ".join([*cells, *row[6:]]).rstrip())
+    return lines
+
+
+def _headline(result: FlowResult) -> str:
+    verdict = "passed" if result.passed else "FAILED"
+    where = f"trace {result.trace_id}" if result.trace_id else "no trace found"
+    waited = format_duration_ns(result.waited_ms * 1_000_000)
+    return f"flow {result.name!r} {verdict} · {where} · waited {waited} ({result.waited_reason.value})"
+
+
+def _divergence(result: FlowResult) -> str:
+    if result.first_divergence:
+        return result.first_divergence
+    if result.passed:
+        seen = sum(1 for h in result.hops if h.status is not HopStatus.MISSING)
+        return f"{plural(len(result.checks), 'check')} passed, {plural(seen, 'hop')} seen"
+    failed = next((c for c in result.checks if c.state is CheckState.FAIL), None)
+    if failed is None:
+        return "failed, but no check says why"
+    return f"{failed.check}: {failed.message}" if failed.message else failed.check
+
+
+def _continued(text: str, indent: str) -> list[str]:
+    """Multi-line messages keep their later lines under the first, not at column 0."""
+    first, *rest = text.splitlines() or [""]
+    return [first, *(indent + line for line in rest)]
+
+
+class _DiffRow(NamedTuple):
+    tag: str
+    """`-` expected only, `+` actual only, ` ` both (or neutral), `…` an elided run."""
+    text: str
+    note: str = ""
+
+
+def _split_hop(text: str) -> tuple[str, str, str] | None:
+    parts = _ARROW.split(text.strip(), maxsplit=1)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def _canonical(text: str) -> str:
+    """Specs are written by hand (`cart->inventory`); hops by the engine (`cart -> inventory`)."""
+    parts = _split_hop(text)
+    return text.strip() if parts is None else " ".join(parts)
+
+
+def _matches(pattern: str, hop: str) -> bool:
+    want, got = _split_hop(pattern), _split_hop(hop)
+    if want is None or got is None:
+        return False
+    return want[1] == got[1] and want[0] in ("*", got[0]) and want[2] in ("*", got[2])
+
+
+def _diff_key(hop: HopResult, expected: Sequence[str]) -> str:
+    """What a seen hop is compared by: the expected entry it satisfies, or something no
+    expected entry equals (a broken or unexpected hop is never the hop the spec wanted)."""
+    if hop.status is HopStatus.BROKEN:
+        return "\0broken " + hop.hop
+    if hop.status is HopStatus.UNEXPECTED:
+        return "\0unexpected " + hop.hop
+    if _canonical(hop.hop) in expected:
+        return _canonical(hop.hop)
+    return next((p for p in expected if "*" in p and _matches(p, hop.hop)), _canonical(hop.hop))
+
+
+def _note(hop: HopResult) -> str:
+    if hop.status in (HopStatus.BROKEN, HopStatus.MISSING):
+        return f"[{hop.status.value}: {hop.detail}]" if hop.detail else f"[{hop.status.value}]"
+    return f"[{hop.detail}]" if hop.detail else ""
+
+
+def _hop_diff(result: FlowResult, full: bool) -> list[str]:
+    seen = [h for h in result.hops if h.status is not HopStatus.MISSING]
+    expected = list(result.expected_hops)
+    if not expected:
+        listed = [_DiffRow(" ", h.hop, _note(h)) for h in seen]
+        return ["hops:", *_diff_lines(listed)] if listed else []
+    missing: dict[str, list[HopResult]] = {}
+    for hop in result.hops:
+        if hop.status is HopStatus.MISSING:
+            missing.setdefault(_canonical(hop.hop), []).append(hop)
+    names_test = any((_split_hop(e) or ("",))[0] == _TEST_SERVICE for e in expected)
+
+    def expected_row(text: str) -> _DiffRow:
+        found = missing.get(_canonical(text))
+        return _DiffRow("-", text, _note(found.pop(0)) if found else "")
+
+    def seen_row(hop: HopResult, key: str) -> _DiffRow:
+        # Hops out of the test's own root span are context, not a divergence (DESIGN §6).
+        neutral = hop.caller_service == _TEST_SERVICE and not names_test
+        return _DiffRow(" " if neutral else "+", hop.hop, _note(hop))
+
+    wanted = [_canonical(text) for text in expected]
+    keys = [_diff_key(h, wanted) for h in seen]
+    rows: list[_DiffRow] = []
+    matcher = difflib.SequenceMatcher(None, wanted, keys, autojunk=False)
+    for op, e1, e2, s1, s2 in matcher.get_opcodes():
+        if op == "equal":
+            for hop, key in zip(seen[s1:s2], keys[s1:s2], strict=True):
+                note = _note(hop) or (f"[as {key}]" if key != _canonical(hop.hop) else "")
+                rows.append(_DiffRow(" ", hop.hop, note))
+            continue
+        rows += [expected_row(text) for text in expected[e1:e2]]
+        rows += [seen_row(hop, key) for hop, key in zip(seen[s1:s2], keys[s1:s2], strict=True)]
+    # Missing hops the expected list does not account for (a `times` shortfall) go after
+    # the last line of the same hop, where a reader looks for them.
+    for text in sorted(missing):
+        for hop in missing[text]:
+            at = max((i + 1 for i, row in enumerate(rows) if _canonical(row.text) == text), default=len(rows))
+            rows.insert(at, _DiffRow("-", hop.hop, _note(hop)))
+    return ["hops (- expected, + actual):", *_diff_lines(rows if full else _elide(rows))]
+
+
+def _elide(rows: list[_DiffRow]) -> list[_DiffRow]:
+    out: list[_DiffRow] = []
+    i = 0
+    while i < len(rows):
+        if rows[i].tag != " ":
+            out.append(rows[i])
+            i += 1
+            continue
+        j = i
+        while j < len(rows) and rows[j].tag == " ":
+            j += 1
+        head = _CONTEXT if i > 0 else 0
+        tail = _CONTEXT if j < len(rows) else 0
+        if i == 0 and j == len(rows):
+            head = tail = _CONTEXT  # nothing changed: keep both ends of the flow
+        hidden = j - i - head - tail
+        if hidden >= 2:  # one hidden line would cost the same as the line it hides
+            out += [*rows[i:i + head], _DiffRow("…", plural(hidden, "matching hop")), *rows[j - tail:j]]
+        else:
+            out += rows[i:j]
+        i = j
+    return out
+
+
+def _diff_lines(rows: list[_DiffRow]) -> list[str]:
+    width = max((len(row.text) for row in rows if row.tag != "…"), default=0)
+    lines = []
+    for row in rows:
+        if row.tag == "…":
+            lines.append(f"  … {row.text}")
+        elif row.note:
+            lines.append(f"{row.tag} {row.text.ljust(width)}   {row.note}")
+        else:
+            lines.append(f"{row.tag} {row.text}".rstrip())
+    return lines
+
+
+def _findings(result: FlowResult, trace: FlowTrace | None) -> list[str]:
+    # The engine usually copies the trace's own findings into the result; show each once.
+    findings = list(result.findings)
+    known = {(f.kind, f.message) for f in findings}
+    findings += [f for f in (trace.findings if trace is not None else ()) if (f.kind, f.message) not in known]
+    if not findings:
+        return []
+    return ["findings:", *(line for f in findings
+                           for line in _continued(f"  {f.kind.value}: {f.message}", "    "))]
+
+
+def _see_it(result: FlowResult, dashboard_url: str | None, db_path: str) -> str:
+    page = f"/flows/{result.trace_id}" if result.trace_id else "/flows"
+    if dashboard_url:
+        return f"see it: {dashboard_url.rstrip('/')}{page}"
+    return f"see it: tracebaton serve --db {db_path}, then open {page}"

@@ -1,0 +1,220 @@
+"""A flow's verdict as data (DESIGN §5 "Result"): what the engine returns, the API sends,
+the dashboard lists and the failure renderer reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class CheckState(enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    PENDING = "pending"
+
+
+CHECK_IDS = (
+    "hops",
+    "order",
+    "times",
+    "chains",
+    "budgets.trace",
+    "budgets.hops",
+    "deadlines",
+    "connected",
+    "headers",
+    "baggage",
+    "errors",
+)
+"""The fixed check ids, in report order; `spans[i]` follow them."""
+
+
+class HopKind(enum.Enum):
+    SYNC = "sync"
+    ASYNC = "async"
+    PEER = "peer"
+
+
+class HopStatus(enum.Enum):
+    MATCHED = "matched"
+    UNEXPECTED = "unexpected"
+    MISSING = "missing"
+    BROKEN = "broken"
+
+
+class FindingKind(enum.Enum):
+    PROPAGATION_BROKEN = "propagation_broken"
+    MISSING_PARENT = "missing_parent"
+    TRACEPARENT_MISMATCH = "traceparent_mismatch"
+    EXPORT_LAG = "export_lag"
+    CLOCK_SKEW = "clock_skew"
+    PARENT_CYCLE = "parent_cycle"
+    DUPLICATE_SPAN = "duplicate_span"
+
+
+class WaitedReason(enum.Enum):
+    SATISFIED = "satisfied"
+    SETTLED = "settled"
+    TIMEOUT = "timeout"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckResult:
+    check: str
+    state: CheckState
+    message: str = ""
+    span_ids: tuple[str, ...] = ()
+    hop: str | None = None
+    """The hop the message is about, written `caller -> callee`, when there is one."""
+
+    @property
+    def passed(self) -> bool:
+        return self.state is CheckState.PASS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "passed": self.passed,
+            "state": self.state.value,
+            "message": self.message,
+            "span_ids": list(self.span_ids),
+            "hop": self.hop,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HopResult:
+    hop: str
+    kind: HopKind
+    status: HopStatus
+    caller_span_id: str | None
+    callee_span_id: str | None
+    caller_service: str
+    callee_service: str
+    start_unix_nano: int | None = None
+    duration_ns: int | None = None
+    detail: str = ""
+    """Why a hop is broken or has no callee span, in a few words."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hop": self.hop,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "caller_span_id": self.caller_span_id,
+            "callee_span_id": self.callee_span_id,
+            "caller_service": self.caller_service,
+            "callee_service": self.callee_service,
+            "start_unix_nano": None if self.start_unix_nano is None else str(self.start_unix_nano),
+            "duration_ns": None if self.duration_ns is None else str(self.duration_ns),
+            "detail": self.detail,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finding:
+    kind: FindingKind
+    message: str
+    hop: str | None = None
+    span_ids: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "hop": self.hop,
+            "message": self.message,
+            "span_ids": list(self.span_ids),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FlowResult:
+    passed: bool
+    name: str
+    trace_id: str | None
+    waited_ms: int
+    waited_reason: WaitedReason
+    first_divergence: str | None
+    checks: tuple[CheckResult, ...]
+    hops: tuple[HopResult, ...]
+    expected_hops: tuple[str, ...] = ()
+    """The spec's expected hops as written (groups flattened), for the `-`/`+` diff."""
+    findings: tuple[Finding, ...] = ()
+    trace_ids: tuple[str, ...] = ()
+    """Every trace the flow covers: its own, linked ones and stitched broken ones."""
+    span_count: int = 0
+    last_arrival_unix_nano: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "name": self.name,
+            "trace_id": self.trace_id,
+            "waited_ms": self.waited_ms,
+            "waited_reason": self.waited_reason.value,
+            "first_divergence": self.first_divergence,
+            "checks": [c.to_json() for c in self.checks],
+            "hops": [h.to_json() for h in self.hops],
+            "expected_hops": list(self.expected_hops),
+            "findings": [f.to_json() for f in self.findings],
+            "trace_ids": list(self.trace_ids),
+            "span_count": self.span_count,
+            "last_arrival_unix_nano": (
+                None if self.last_arrival_unix_nano is None else str(self.last_arrival_unix_nano)
+            ),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FlowResult:
+        """The inverse of `to_json`, for results a remote server judged."""
+
+        def opt_int(value: Any) -> int | None:
+            return None if value is None else int(value)
+
+        return cls(
+            passed=bool(data["passed"]),
+            name=str(data["name"]),
+            trace_id=data.get("trace_id"),
+            waited_ms=int(data["waited_ms"]),
+            waited_reason=WaitedReason(data["waited_reason"]),
+            first_divergence=data.get("first_divergence"),
+            checks=tuple(
+                CheckResult(
+                    check=c["check"],
+                    state=CheckState(c.get("state") or ("pass" if c["passed"] else "fail")),
+                    message=c.get("message", ""),
+                    span_ids=tuple(c.get("span_ids", ())),
+                    hop=c.get("hop"),
+                )
+                for c in data.get("checks", ())
+            ),
+            hops=tuple(
+                HopResult(
+                    hop=h["hop"],
+                    kind=HopKind(h["kind"]),
+                    status=HopStatus(h["status"]),
+                    caller_span_id=h.get("caller_span_id"),
+                    callee_span_id=h.get("callee_span_id"),
+                    caller_service=h.get("caller_service", ""),
+                    callee_service=h.get("callee_service", ""),
+                    start_unix_nano=opt_int(h.get("start_unix_nano")),
+                    duration_ns=opt_int(h.get("duration_ns")),
+                    detail=h.get("detail", ""),
+                )
+                for h in data.get("hops", ())
+            ),
+            expected_hops=tuple(data.get("expected_hops", ())),
+            findings=tuple(
+                Finding(
+                    kind=FindingKind(f["kind"]),
+                    message=f["message"],
+                    hop=f.get("hop"),
+                    span_ids=tuple(f.get("span_ids", ())),
+                )
+                for f in data.get("findings", ())
+            ),
+            trace_ids=tuple(data.get("trace_ids", ())),
+            span_count=int(data.get("span_count", 0)),
+            last_arrival_unix_nano=opt_int(data.get("last_arrival_unix_nano")),
+        )

@@ -1,0 +1,78 @@
+"""What every check reads, and the two ways a check reaches its verdict (DESIGN §5).
+
+Existential checks pass the moment what they want is seen and fail only at the timeout;
+universal checks fail the moment a violation is seen and pass only once the flow settled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from tracebaton import format_duration_ns
+from tracebaton.collector import StoredSpan
+
+from ._hops import Hop
+from ._result import CheckResult, CheckState
+from ._spec import FlowSpec
+from ._trace import FlowTrace
+
+
+@dataclasses.dataclass(frozen=True)
+class Situation:
+    spec: FlowSpec
+    trace: FlowTrace
+    hops: tuple[Hop, ...]
+    settled: bool
+    """No new span for `settle` and no missing parent still within `parent_grace`."""
+    final: bool
+    """The timeout passed: pending checks are decided now."""
+    now_unix_nano: int
+    missing_parents: tuple[StoredSpan, ...] = ()
+    """Orphans whose parent did not arrive within `parent_grace`."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Violation:
+    message: str
+    span_ids: tuple[str, ...] = ()
+    hop: str | None = None
+
+
+def universal(check: str, violations: Sequence[Violation], situation: Situation) -> CheckResult:
+    if violations:
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        span_ids = tuple(dict.fromkeys(s for v in violations for s in v.span_ids))
+        return CheckResult(check, CheckState.FAIL, first.message + more, span_ids, first.hop)
+    if situation.settled:
+        return CheckResult(check, CheckState.PASS)
+    if situation.final:
+        last = situation.trace.last_arrival_unix_nano
+        ago = (
+            ""
+            if last is None
+            else f"; the last span came {format_duration_ns(situation.now_unix_nano - last)} ago"
+        )
+        return CheckResult(
+            check,
+            CheckState.FAIL,
+            f"no violation seen, but the flow never settled before the timeout{ago}: "
+            "raise wait.timeout or lower wait.settle",
+        )
+    return CheckResult(check, CheckState.PENDING)
+
+
+def existential(check: str, missing: Sequence[Violation], situation: Situation) -> CheckResult:
+    if not missing:
+        return CheckResult(check, CheckState.PASS)
+    if situation.final:
+        first = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        span_ids = tuple(dict.fromkeys(s for v in missing for s in v.span_ids))
+        return CheckResult(check, CheckState.FAIL, first.message + more, span_ids, first.hop)
+    return CheckResult(check, CheckState.PENDING, missing[0].message, hop=missing[0].hop)
+
+
+def ms(ns: int) -> str:
+    return format_duration_ns(ns)

@@ -1,0 +1,169 @@
+"""From a situation to a verdict: run the checks the spec asks for, pick the first
+divergence, list hops with their statuses and collect findings. Pure."""
+
+from __future__ import annotations
+
+from tracebaton import format_duration_ns
+
+from ._checks_budgets import check_deadlines, check_hop_budgets, check_trace_budget
+from ._checks_hops import check_chains, check_hops, check_order, check_times
+from ._checks_propagation import check_baggage, check_connected, check_headers, propagation_findings
+from ._checks_spans import check_errors, check_span_expectation
+from ._hops import TEST_SERVICE, hop_matches
+from ._result import (
+    CheckResult,
+    CheckState,
+    Finding,
+    FindingKind,
+    FlowResult,
+    HopKind,
+    HopResult,
+    HopStatus,
+    WaitedReason,
+)
+from ._situation import Situation
+
+_CHECKS = (
+    check_hops,
+    check_order,
+    check_times,
+    check_chains,
+    check_trace_budget,
+    check_hop_budgets,
+    check_deadlines,
+    check_connected,
+    check_headers,
+    check_baggage,
+    check_errors,
+)
+
+# Which failure explains the others: a broken hand-off makes later hops look missing, an
+# error deep down makes every caller above it fail; budgets and the trace total come last.
+_DIVERGENCE_PRIORITY = (
+    "connected",
+    "hops",
+    "order",
+    "times",
+    "chains",
+    "errors",
+    "deadlines",
+    "budgets.hops",
+    "headers",
+    "baggage",
+    "budgets.trace",
+)
+
+
+def evaluate(situation: Situation) -> list[CheckResult]:
+    results = [result for check in _CHECKS if (result := check(situation)) is not None]
+    results += [check_span_expectation(situation, i, e) for i, e in enumerate(situation.spec.expect.spans)]
+    return results
+
+
+def overall(checks: list[CheckResult]) -> CheckState:
+    if any(c.state is CheckState.FAIL for c in checks):
+        return CheckState.FAIL
+    if any(c.state is CheckState.PENDING for c in checks):
+        return CheckState.PENDING
+    return CheckState.PASS
+
+
+def first_divergence(checks: list[CheckResult]) -> CheckResult | None:
+    failed = [c for c in checks if c.state is CheckState.FAIL]
+    if not failed:
+        return None
+
+    def rank(check: CheckResult) -> int:
+        return (
+            _DIVERGENCE_PRIORITY.index(check.check)
+            if check.check in _DIVERGENCE_PRIORITY
+            else len(_DIVERGENCE_PRIORITY)
+        )
+
+    return min(failed, key=rank)
+
+
+def hop_results(situation: Situation) -> list[HopResult]:
+    patterns = [p for group in situation.spec.expect.hops for p in group]
+    results = []
+    for hop in situation.hops:
+        if hop.broken:
+            status = HopStatus.BROKEN
+        elif not patterns or any(hop_matches(p, hop) for p in patterns) or hop.from_test:
+            status = HopStatus.MATCHED
+        else:
+            status = HopStatus.UNEXPECTED
+        results.append(
+            HopResult(
+                hop=hop.text,
+                kind=hop.kind,
+                status=status,
+                caller_span_id=hop.anchor.span_id,
+                callee_span_id=hop.callee_span.span_id if hop.callee_span else None,
+                caller_service=hop.caller,
+                callee_service=hop.callee,
+                start_unix_nano=hop.anchor.start_unix_nano,
+                duration_ns=hop.anchor.duration_ns,
+                detail=hop.detail,
+            )
+        )
+    for pattern in patterns:
+        if not any(hop_matches(pattern, hop) for hop in situation.hops):
+            results.append(
+                HopResult(
+                    hop=str(pattern),
+                    kind=HopKind.ASYNC if pattern.asynchronous else HopKind.SYNC,
+                    status=HopStatus.MISSING,
+                    caller_span_id=None,
+                    callee_span_id=None,
+                    caller_service=pattern.caller,
+                    callee_service=pattern.callee,
+                )
+            )
+    return results
+
+
+def export_lag_findings(situation: Situation) -> list[Finding]:
+    settle = situation.spec.wait.settle_ns
+    worst: dict[str, int] = {}
+    for span in situation.trace.spans:
+        if span.service != TEST_SERVICE:
+            lag = span.arrival_unix_nano - span.end_unix_nano
+            worst[span.service] = max(worst.get(span.service, lag), lag)
+    return [
+        Finding(
+            FindingKind.EXPORT_LAG,
+            f"{service} exports {format_duration_ns(lag)} after its spans end; settle "
+            f"{format_duration_ns(settle)} is too short — set OTEL_BSP_SCHEDULE_DELAY=50 "
+            "(tracebaton.sut_env())",
+        )
+        for service, lag in sorted(worst.items())
+        if lag > settle
+    ]
+
+
+def result_of(situation: Situation, checks: list[CheckResult], *, waited_ms: int) -> FlowResult:
+    state = overall(checks)
+    divergence = first_divergence(checks)
+    if situation.final:
+        reason = WaitedReason.TIMEOUT
+    elif situation.settled:
+        reason = WaitedReason.SETTLED
+    else:
+        reason = WaitedReason.SATISFIED
+    findings = [*situation.trace.findings, *propagation_findings(situation), *export_lag_findings(situation)]
+    return FlowResult(
+        passed=state is CheckState.PASS,
+        name=situation.spec.name,
+        trace_id=situation.trace.trace_id,
+        waited_ms=waited_ms,
+        waited_reason=reason,
+        first_divergence=divergence.message if divergence else None,
+        checks=tuple(checks),
+        hops=tuple(hop_results(situation)),
+        expected_hops=tuple(str(p) for group in situation.spec.expect.hops for p in group),
+        findings=tuple(findings),
+        trace_ids=situation.trace.trace_ids,
+        span_count=len(situation.trace.spans),
+        last_arrival_unix_nano=situation.trace.last_arrival_unix_nano,
+    )
