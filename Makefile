@@ -36,6 +36,7 @@ test-slow: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_verdict.py
 
 # The wheel in a clean virtual environment, imported from outside the repository.
 wheel-check: install

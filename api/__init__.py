@@ -3,6 +3,5 @@
 from __future__ import annotations
 
 from ._app import create_app
-from ._render import span_json
 
-__all__ = ["create_app", "span_json"]
+__all__ = ["create_app"]

@@ -1,8 +1,87 @@
-"""The flow engine: hops, flow specs and verdicts over the collector's read API.
+"""The flow engine: hops, flow specs and verdicts over the collector's read API, and the
+Python API built on them (`Collector`, `Client`, `Flow`, `Trace`).
 
 Built on `tracebaton.collector.SpanStore`; it reads spans and never writes them.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._client import Client, Collector, Traces
+from ._engine import FlowEngine
+from ._flow import Flow
+from ._render import render_hop_table, render_verdict
+from ._result import (
+    CHECK_IDS,
+    CheckResult,
+    CheckState,
+    Finding,
+    FindingKind,
+    FlowResult,
+    HopKind,
+    HopResult,
+    HopStatus,
+    WaitedReason,
+)
+from ._spec import (
+    Budgets,
+    CountBound,
+    ErrorsMode,
+    ErrorsPolicy,
+    Expectations,
+    FindSpec,
+    FlowSpec,
+    HeaderRule,
+    HopPattern,
+    Order,
+    Propagation,
+    Selector,
+    SpanExpectation,
+    WaitSpec,
+)
+from ._spec_dump import flow_spec_to_dict, flow_spec_to_yaml
+from ._spec_parse import parse_flow_spec
+from ._trace import FlowTrace, build_trace
+from ._trace_view import Trace
+from ._wire import span_from_json, span_json
+
+__all__ = [
+    "CHECK_IDS",
+    "Budgets",
+    "CheckResult",
+    "CheckState",
+    "Client",
+    "Collector",
+    "CountBound",
+    "ErrorsMode",
+    "ErrorsPolicy",
+    "Expectations",
+    "FindSpec",
+    "Finding",
+    "FindingKind",
+    "Flow",
+    "FlowEngine",
+    "FlowResult",
+    "FlowSpec",
+    "FlowTrace",
+    "HeaderRule",
+    "HopKind",
+    "HopPattern",
+    "HopResult",
+    "HopStatus",
+    "Order",
+    "Propagation",
+    "Selector",
+    "SpanExpectation",
+    "Trace",
+    "Traces",
+    "WaitSpec",
+    "WaitedReason",
+    "build_trace",
+    "flow_spec_to_dict",
+    "flow_spec_to_yaml",
+    "parse_flow_spec",
+    "render_hop_table",
+    "render_verdict",
+    "span_from_json",
+    "span_json",
+]

@@ -6,29 +6,57 @@ nothing here pulls in duckdb, grpc or fastapi until it is used.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import ServerSettings, server_settings
 from ._durations import format_duration_ns, parse_duration_ns
 from ._errors import (
     ConfigurationError,
+    FlowSpecError,
     OtlpDecodeError,
     StoreClosedError,
     StoreError,
     StoreSaturatedError,
+    TraceAssertionError,
     TracebatonError,
 )
+from ._sut_env import sut_env
+
+if TYPE_CHECKING:
+    from tracebaton.assertions import Client, Collector, FlowResult, FlowSpec, Trace
 
 __version__ = "0.1.0"
 
+_LAZY = {"Client", "Collector", "FlowResult", "FlowSpec", "Trace"}
+
+
+def __getattr__(name: str) -> Any:
+    # the flow API pulls in the OpenTelemetry SDK and the store; load it on first use only
+    if name in _LAZY:
+        from tracebaton import assertions
+
+        return getattr(assertions, name)
+    raise AttributeError(f"module 'tracebaton' has no attribute {name!r}")
+
+
 __all__ = [
+    "Client",
+    "Collector",
     "ConfigurationError",
+    "FlowResult",
+    "FlowSpec",
+    "FlowSpecError",
     "OtlpDecodeError",
     "ServerSettings",
     "StoreClosedError",
     "StoreError",
     "StoreSaturatedError",
+    "Trace",
+    "TraceAssertionError",
     "TracebatonError",
     "__version__",
     "format_duration_ns",
     "parse_duration_ns",
     "server_settings",
+    "sut_env",
 ]

@@ -120,7 +120,9 @@ class TracebatonServer:
                 raise ConfigurationError(f"{error}; pick another --grpc-port, or 0") from None
             apps = [
                 otlp_http_app(self.store, max_body_bytes=s.max_body_bytes, decode_pool=self._decode_pool),
-                create_app(self.store),
+                create_app(self.store, otlp_grpc=f"{s.host}:{grpc_port}",
+                           otlp_http_url=ServerAddresses(s.host, grpc_port, sockets[0].getsockname()[1], 0)
+                           .otlp_http_url),
             ]
             for app in apps:
                 config = uvicorn.Config(app, log_level="warning", access_log=False,

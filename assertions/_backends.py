@@ -1,0 +1,206 @@
+"""Where a flow is judged: in this process over a store (embedded), or by a remote
+`tracebaton serve` through its REST API. `Flow` and `Client` talk to either the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan
+
+from tracebaton import ConfigurationError, StoreError
+from tracebaton.collector import SpanStore, StoredSpan, TraceQuery, TraceSummary
+
+from ._engine import FlowEngine
+from ._result import FlowResult
+from ._spec import FlowSpec
+from ._spec_dump import flow_spec_to_dict
+from ._wire import span_from_json
+
+_ACK_TIMEOUT_S = 30.0
+
+
+class FlowBackend(Protocol):
+    dashboard_url: str | None
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        """Where services under test export (`sut_env()` points them here)."""
+        ...
+
+    def export_spans(self, spans: Sequence[ReadableSpan]) -> None:
+        """Store a flow's own spans; returns once they are committed (acknowledged)."""
+        ...
+
+    def check(
+        self,
+        spec: FlowSpec,
+        trace_id: str | None,
+        *,
+        test_id: str | None = None,
+        session_id: str | None = None,
+    ) -> FlowResult: ...
+
+    def spans(self, trace_ids: Sequence[str]) -> list[StoredSpan]: ...
+
+    def traces(self, query: TraceQuery) -> list[TraceSummary]: ...
+
+
+class EmbeddedBackend:
+    """A store in this process: the engine reads it directly, flow spans skip the network."""
+
+    def __init__(self, store: Any, *, otlp_http_endpoint: str, dashboard_url: str | None = None) -> None:
+        self.store: SpanStore = store
+        self._ingest = store.ingest
+        self._engine = FlowEngine(store)
+        self.otlp_http_endpoint = otlp_http_endpoint
+        self.dashboard_url = dashboard_url
+
+    def export_spans(self, spans: Sequence[ReadableSpan]) -> None:
+        result = self._ingest(encode_spans(spans)).result(_ACK_TIMEOUT_S)
+        if result.rejected_spans:
+            raise StoreError(f"the store rejected the flow's own span: {result.error_message}")
+
+    def check(
+        self,
+        spec: FlowSpec,
+        trace_id: str | None,
+        *,
+        test_id: str | None = None,
+        session_id: str | None = None,
+    ) -> FlowResult:
+        return self._engine.check(spec, trace_id)
+
+    def spans(self, trace_ids: Sequence[str]) -> list[StoredSpan]:
+        return [span for trace_id in trace_ids for span in self.store.trace(trace_id)]
+
+    def traces(self, query: TraceQuery) -> list[TraceSummary]:
+        return self.store.traces(query)
+
+
+class RemoteBackend:
+    """A `tracebaton serve` elsewhere: flows are judged server-side (`POST /api/check`)."""
+
+    def __init__(
+        self, api_url: str, *, token: str | None = None, otlp_http_endpoint: str | None = None
+    ) -> None:
+        import httpx
+
+        self.api_url = api_url.rstrip("/")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=httpx.Timeout(10.0))
+        self._otlp = otlp_http_endpoint
+        self.dashboard_url: str | None = self.api_url
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        if self._otlp is None:
+            health = self._get("/healthz")
+            endpoint = health.get("otlp_http")
+            if not isinstance(endpoint, str):
+                raise ConfigurationError(
+                    f"{self.api_url}/healthz does not say where OTLP/HTTP listens; pass otlp_http_endpoint="
+                )
+            self._otlp = endpoint
+        return self._otlp
+
+    def _get(self, path: str, **params: Any) -> Any:
+        import httpx
+
+        try:
+            response = self._http.get(path, params=params or None)
+        except httpx.HTTPError as error:
+            raise ConfigurationError(
+                f"tracebaton at {self.api_url} cannot be reached ({error}); "
+                "start it with `tracebaton serve` or fix --tracebaton-url"
+            ) from None
+        return self._json(response, path)
+
+    def _json(self, response: Any, path: str) -> Any:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ConfigurationError(f"{self.api_url}{path} answered {response.status_code}: {detail}")
+        return response.json()
+
+    def export_spans(self, spans: Sequence[ReadableSpan]) -> None:
+        import httpx
+
+        body = encode_spans(spans).SerializeToString()
+        response = httpx.post(
+            self.otlp_http_endpoint + "/v1/traces",
+            content=body,
+            timeout=_ACK_TIMEOUT_S,
+            headers={"content-type": "application/x-protobuf"},
+        )
+        if response.status_code != 200:
+            raise StoreError(
+                f"{self.otlp_http_endpoint} refused the flow's own span: "
+                f"{response.status_code} {response.text[:200]}"
+            )
+
+    def check(
+        self,
+        spec: FlowSpec,
+        trace_id: str | None,
+        *,
+        test_id: str | None = None,
+        session_id: str | None = None,
+    ) -> FlowResult:
+        import httpx
+
+        payload = {
+            "spec": flow_spec_to_dict(spec),
+            "trace_id": trace_id,
+            "test_id": test_id,
+            "session_id": session_id,
+        }
+        wait_s = spec.wait.timeout_ns / 1e9 + 30.0
+        try:
+            response = self._http.post("/api/check", json=payload, timeout=wait_s)
+        except httpx.HTTPError as error:
+            raise ConfigurationError(f"tracebaton at {self.api_url} cannot be reached ({error})") from None
+        return FlowResult.from_json(self._json(response, "/api/check"))
+
+    def spans(self, trace_ids: Sequence[str]) -> list[StoredSpan]:
+        spans = []
+        for trace_id in trace_ids:
+            response = self._http.get(f"/api/traces/{trace_id}")
+            if response.status_code == 404:
+                continue
+            spans += [span_from_json(s) for s in self._json(response, f"/api/traces/{trace_id}")["spans"]]
+        return spans
+
+    def traces(self, query: TraceQuery) -> list[TraceSummary]:
+        params: dict[str, Any] = {"limit": query.limit}
+        if query.service:
+            params["service"] = query.service
+        if query.name:
+            params["name"] = query.name
+        if query.status is not None:
+            params["status"] = query.status.label
+        if query.since_unix_nano is not None:
+            params["since_unix_nano"] = query.since_unix_nano
+        for key, value in query.attributes.items():
+            params[f"attr.{key}"] = value
+        data = self._get("/api/traces", **params)
+        return [
+            TraceSummary(
+                trace_id=t["trace_id"],
+                root_service=t.get("root_service"),
+                root_name=t.get("root_name"),
+                start_unix_nano=int(t["start_unix_nano"]),
+                end_unix_nano=int(t["end_unix_nano"]),
+                span_count=int(t["span_count"]),
+                error_count=int(t["error_count"]),
+                services=tuple(t["services"]),
+                last_arrival_unix_nano=int(t["last_arrival_unix_nano"]),
+            )
+            for t in data["traces"]
+        ]
+
+    def close(self) -> None:
+        self._http.close()

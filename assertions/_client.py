@@ -1,0 +1,247 @@
+"""The Python API's entry points: `Collector` (embedded: a collector in this process) and
+`Client` (a remote `tracebaton serve`). Both judge flows, fetch traces and find many."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tracebaton import ServerSettings, TraceAssertionError, parse_duration_ns
+from tracebaton import sut_env as _sut_env
+from tracebaton.collector import TraceQuery
+
+from ._backends import EmbeddedBackend, FlowBackend, RemoteBackend
+from ._flow import Flow, _BackendExporter, flow_tracer_provider
+from ._render import render_verdict
+from ._result import FlowResult
+from ._spec import FlowSpec
+from ._spec_parse import parse_flow_spec
+from ._trace_view import Trace
+
+if TYPE_CHECKING:
+    import polars
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+
+class _FlowHost:
+    _backend: FlowBackend
+    _ingest_token: str | None = None
+
+    def _flow_provider(self) -> tuple[TracerProvider, _BackendExporter]:
+        cached: tuple[TracerProvider, _BackendExporter] | None = getattr(self, "_provider", None)
+        if cached is None:
+            cached = flow_tracer_provider(self._backend)
+            self._provider = cached
+        return cached
+
+    def flow(
+        self,
+        name: str,
+        *,
+        baggage: Mapping[str, str] | None = None,
+        test_id: str | None = None,
+        session_id: str | None = None,
+    ) -> Flow:
+        """A flow to send requests in (`with` or `async with`), then to judge."""
+        provider, exporter = self._flow_provider()
+        return Flow(
+            self._backend, provider, exporter, name, baggage=baggage, test_id=test_id, session_id=session_id
+        )
+
+    def check(
+        self, spec: FlowSpec | Mapping[str, Any] | str | Any, trace_id: str | None = None
+    ) -> FlowResult:
+        """Judge a spec on a trace (found by the spec's `find` when no id is given)."""
+        return self._backend.check(parse_flow_spec(spec), trace_id)
+
+    def assert_spec(
+        self, spec: FlowSpec | Mapping[str, Any] | str | Any, trace_id: str | None = None
+    ) -> FlowResult:
+        result = self.check(spec, trace_id)
+        if not result.passed:
+            trace = Trace.load(self._backend, result.trace_ids, root_trace_id=result.trace_id)
+            raise TraceAssertionError(
+                render_verdict(result, trace.tree, dashboard_url=self._backend.dashboard_url), result
+            )
+        return result
+
+    def trace(self, trace_id: str) -> Trace:
+        """A trace as stored now (it does not wait: use `flow.trace()` for a settled flow)."""
+        return Trace.load(self._backend, [trace_id], root_trace_id=trace_id)
+
+    def find(
+        self,
+        *,
+        service: str | None = None,
+        name: str | None = None,
+        attributes: Mapping[str, str | int | float | bool] | None = None,
+        since: str | None = None,
+        limit: int = 500,
+    ) -> Traces:
+        """Many traces at once, for aggregate assertions (p99 of a hop across a load test)."""
+        since_ns = None if since is None else time.time_ns() - parse_duration_ns(since, what="find(since=)")
+        summaries = self._backend.traces(
+            TraceQuery(
+                service=service,
+                name=name,
+                attributes=dict(attributes or {}),
+                since_unix_nano=since_ns,
+                limit=limit,
+            )
+        )
+        return Traces([Trace.load(self._backend, [s.trace_id]) for s in summaries])
+
+    def sut_env(
+        self, *, service_name: str | None = None, headers: Iterable[str] = (), host: str | None = None
+    ) -> dict[str, str]:
+        """The environment for a service process under test: export here, fast, headers captured."""
+        return _sut_env(
+            self._backend.otlp_http_endpoint,
+            service_name=service_name,
+            headers=headers,
+            ingest_token=self._ingest_token,
+            host=host,
+        )
+
+
+class Collector(_FlowHost):
+    """A tracebaton collector in this process: OTLP receivers, store and API on free ports."""
+
+    def __init__(
+        self,
+        db: str = ":memory:",
+        *,
+        host: str = "127.0.0.1",
+        grpc_port: int = 0,
+        http_port: int = 0,
+        api_port: int = 0,
+        token: str | None = None,
+        ingest_token: str | None = None,
+    ) -> None:
+        self.settings = ServerSettings(
+            db=db,
+            host=host,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            api_port=api_port,
+            token=token,
+            ingest_token=ingest_token,
+        )
+        self._ingest_token = ingest_token
+        self._server: Any = None
+
+    def start(self) -> Collector:
+        from tracebaton._server import TracebatonServer
+
+        server = TracebatonServer(self.settings)
+        addresses = server.start()
+        self._server = server
+        self.addresses = addresses
+        self._backend = EmbeddedBackend(
+            server.store, otlp_http_endpoint=addresses.otlp_http_url, dashboard_url=addresses.api_url
+        )
+        return self
+
+    @property
+    def store(self) -> Any:
+        return self._server.store
+
+    def span_processor(self) -> SpanProcessor:
+        """For services under test that run in the test process: add it to their
+        TracerProvider and their spans reach this store without a network hop."""
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        return BatchSpanProcessor(_BackendExporter(self._backend), schedule_delay_millis=20)
+
+    def shutdown(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+
+class Client(_FlowHost):
+    """A remote `tracebaton serve`: flows are judged there (`POST /api/check`)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        otlp_http_endpoint: str | None = None,
+        ingest_token: str | None = None,
+    ) -> None:
+        self._remote = RemoteBackend(url, token=token, otlp_http_endpoint=otlp_http_endpoint)
+        self._backend = self._remote
+        self._ingest_token = ingest_token
+
+    def close(self) -> None:
+        self._remote.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Traces(Sequence[Trace]):
+    """Many traces, for aggregates computed with polars."""
+
+    def __init__(self, traces: list[Trace]) -> None:
+        self._traces = traces
+
+    def __len__(self) -> int:
+        return len(self._traces)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._traces[index]
+
+    def hops_frame(self) -> polars.DataFrame:
+        import polars as pl
+
+        frames = [t.hops_frame() for t in self._traces]
+        return pl.concat(frames) if frames else Trace(_empty_tree()).hops_frame()
+
+    def hop_quantiles(self, quantile: float = 0.99) -> polars.DataFrame:
+        """Per hop: how many times it happened and the duration quantile, in ms."""
+        import polars as pl
+
+        return (
+            self.hops_frame()
+            .group_by("hop")
+            .agg(
+                pl.len().alias("count"),
+                (pl.col("duration_ns").quantile(quantile, interpolation="higher") / 1e6).alias("ms"),
+            )
+            .sort("hop")
+        )
+
+    def expect_budget(self, hops: Mapping[str, str], *, quantile: float = 0.99) -> None:
+        """E.g. `{"cart -> inventory": "200ms"}`: the quantile of each hop is within budget."""
+        table = {row["hop"]: row for row in self.hop_quantiles(quantile).iter_rows(named=True)}
+        problems = []
+        for hop, budget in hops.items():
+            limit_ms = parse_duration_ns(budget, what=f"budget of {hop}") / 1e6
+            row = table.get(" ".join(hop.split()))
+            if row is None:
+                problems.append(f"{hop}: never seen in {len(self)} traces")
+            elif row["ms"] > limit_ms:
+                problems.append(
+                    f"{hop}: p{quantile * 100:g} {row['ms']:.1f} ms over {row['count']} calls, "
+                    f"budget {budget}"
+                )
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+
+def _empty_tree() -> Any:
+    from ._trace import build_trace
+
+    return build_trace(None, [], now_unix_nano=time.time_ns())

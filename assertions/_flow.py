@@ -1,0 +1,263 @@
+"""`flow(name)`: a test's own root span, the headers that carry it, and the assertions on
+what the services under test did inside it (DESIGN §6)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from tracebaton import TraceAssertionError
+
+from ._backends import FlowBackend
+from ._hops import TEST_SERVICE
+from ._render import render_verdict
+from ._result import FlowResult
+from ._spec import FlowSpec
+from ._spec_parse import parse_flow_spec
+from ._trace_view import Trace
+
+
+class _TestTrafficSampler(Sampler):
+    """Samples every flow root and marks it `tracebaton=1` in tracestate, so a shared
+    OpenTelemetry Collector can route test traffic apart."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        state = (
+            (trace_state or TraceState()).add("tracebaton", "1")
+            if not (trace_state and "tracebaton" in trace_state)
+            else trace_state
+        )
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, state)
+
+    def get_description(self) -> str:
+        return "TracebatonTestTraffic"
+
+
+class _BackendExporter(SpanExporter):
+    def __init__(self, backend: FlowBackend) -> None:
+        self._backend = backend
+        self.error: BaseException | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            self._backend.export_spans(spans)
+        except Exception as error:  # surfaced by Flow.__exit__, not swallowed by the SDK
+            self.error = error
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+
+def flow_tracer_provider(backend: FlowBackend) -> tuple[TracerProvider, _BackendExporter]:
+    """A provider of the test's own (never the global one: the test's services may set that)."""
+    exporter = _BackendExporter(backend)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": TEST_SERVICE}), sampler=_TestTrafficSampler()
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+class Flow:
+    """One request (or several) a test sends through the services under test.
+
+    Inside `with`, the flow's root span is the current OpenTelemetry context, so
+    instrumented clients propagate it unasked; `headers` carries it to those that are not.
+    """
+
+    def __init__(
+        self,
+        backend: FlowBackend,
+        provider: TracerProvider,
+        exporter: _BackendExporter,
+        name: str,
+        *,
+        baggage: Mapping[str, str] | None = None,
+        test_id: str | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        self.name = name
+        self.test_id = test_id
+        self.session_id = session_id
+        self._backend = backend
+        self._tracer = provider.get_tracer("tracebaton")
+        self._exporter = exporter
+        self._baggage = dict(baggage or {})
+        self._span: Any = None
+        self._token: object | None = None
+        self.trace_id: str = ""
+        self.headers: dict[str, str] = {}
+        self.results: list[FlowResult] = []
+
+    # the with block ----------------------------------------------------------------------
+
+    def __enter__(self) -> Flow:
+        attributes = {"tracebaton.flow": self.name}
+        if self.test_id:
+            attributes["tracebaton.test_id"] = self.test_id
+        self._span = self._tracer.start_span(
+            f"flow {self.name}", kind=SpanKind.CLIENT, attributes=attributes, context=Context()
+        )
+        ctx = otel_trace.set_span_in_context(self._span, Context())
+        for key, value in self._baggage.items():
+            ctx = otel_baggage.set_baggage(key, value, ctx)
+        self._token = otel_context.attach(ctx)
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, ctx)
+        W3CBaggagePropagator().inject(carrier, ctx)
+        self.headers = carrier
+        self.trace_id = format(self._span.get_span_context().trace_id, "032x")
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
+        if exc is not None:
+            self._span.record_exception(exc)
+        self._span.end()
+        if self._exporter.error is not None and exc is None:
+            error, self._exporter.error = self._exporter.error, None
+            raise error
+
+    async def __aenter__(self) -> Flow:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # contextvars differ per task: detach here, export (network in remote mode) off the loop
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
+        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
+
+    # judging -----------------------------------------------------------------------------
+
+    def _spec(self, spec: FlowSpec | Mapping[str, Any] | str | Any) -> FlowSpec:
+        if isinstance(spec, Mapping) and "name" not in spec:
+            spec = {"name": self.name, **spec}
+        return parse_flow_spec(spec)
+
+    def check(self, spec: FlowSpec | Mapping[str, Any] | str | Any) -> FlowResult:
+        """Judge a spec on this flow and return the verdict, pass or fail."""
+        if not self.trace_id:
+            raise RuntimeError("the flow has not started: judge it after its `with` block")
+        result = self._backend.check(
+            self._spec(spec), self.trace_id, test_id=self.test_id, session_id=self.session_id
+        )
+        self.results.append(result)
+        return result
+
+    def assert_spec(self, spec: FlowSpec | Mapping[str, Any] | str | Any) -> FlowResult:
+        """Judge a spec (FlowSpec, dict, YAML text or file path); raise TraceAssertionError on failure."""
+        result = self.check(spec)
+        if not result.passed:
+            raise TraceAssertionError(self.render(result), result)
+        return result
+
+    def render(self, result: FlowResult, *, verbosity: int = 0) -> str:
+        trace = Trace.load(self._backend, result.trace_ids or (self.trace_id,), root_trace_id=self.trace_id)
+        return render_verdict(
+            result, trace.tree, verbosity=verbosity, dashboard_url=self._backend.dashboard_url
+        )
+
+    async def assert_spec_async(self, spec: FlowSpec | Mapping[str, Any] | str | Any) -> FlowResult:
+        return await asyncio.to_thread(self.assert_spec, spec)
+
+    def expect_hops(
+        self,
+        *hops: str | Sequence[str],
+        order: str = "subsequence",
+        timeout: str | None = None,
+    ) -> FlowResult:
+        """These hops happened, in this order (a list inside is a group in any order)."""
+        return self.assert_spec(
+            self._builder(
+                {"hops": [h if isinstance(h, str) else list(h) for h in hops], "order": order}, timeout
+            )
+        )
+
+    def expect_budget(
+        self,
+        *,
+        trace: str | None = None,
+        hops: Mapping[str, str] | None = None,
+        deadlines: bool = False,
+        timeout: str | None = None,
+    ) -> FlowResult:
+        budgets: dict[str, Any] = {"deadlines": deadlines}
+        if trace is not None:
+            budgets["trace"] = trace
+        if hops:
+            budgets["hops"] = dict(hops)
+        return self.assert_spec(self._builder({"budgets": budgets}, timeout))
+
+    def expect_propagated(
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        baggage: Mapping[str, str] | None = None,
+        timeout: str | None = None,
+    ) -> FlowResult:
+        propagation: dict[str, Any] = {"connected": True}
+        if headers:
+            propagation["headers"] = dict(headers)
+        if baggage:
+            propagation["baggage"] = dict(baggage)
+        return self.assert_spec(self._builder({"propagation": propagation}, timeout))
+
+    def _builder(self, expect: dict[str, Any], timeout: str | None) -> dict[str, Any]:
+        # a builder checks what it names: the spec defaults for errors and connectedness
+        # would make `expect_hops` fail on an unrelated 500
+        spec: dict[str, Any] = {
+            "name": self.name,
+            "expect": {"errors": "any", "propagation": {"connected": False}, **expect},
+        }
+        if timeout is not None:
+            spec["wait"] = {"timeout": timeout}
+        return spec
+
+    def trace(self, *, timeout: str | None = None) -> Trace:
+        """The flow's spans once it settled: hops, tree, `to_polars()`, `to_spec()`."""
+        spec: dict[str, Any] = {"name": self.name, "expect": {"errors": "any"}}
+        if timeout is not None:
+            spec["wait"] = {"timeout": timeout}
+        result = self._backend.check(
+            parse_flow_spec(spec), self.trace_id, test_id=self.test_id, session_id=self.session_id
+        )
+        return Trace.load(
+            self._backend, result.trace_ids or (self.trace_id,), root_trace_id=self.trace_id, name=self.name
+        )
+
+
+@contextlib.contextmanager
+def _noop() -> Any:
+    yield
