@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracebaton.collector import StoredSpan
+from tracebaton.collector import StatusCode, StoredSpan
 
 from ._hops import TEST_SERVICE, hop_matches
 from ._result import CheckResult, CheckState
@@ -55,10 +55,28 @@ def check_hop_budgets(situation: Situation) -> CheckResult | None:
                         f"{hop.text}: took {ms(hop.anchor.duration_ns)}, budget {ms(budget)}",
                         (hop.anchor.span_id,),
                         hop.text,
+                        hop.tentative,
                     )
                 )
                 break
     return universal("budgets.hops", violations, situation)
+
+
+_GRPC_GAVE_UP = (1, 4)  # CANCELLED, DEADLINE_EXCEEDED
+
+
+def gave_up(caller: StoredSpan) -> bool:
+    """Whether the caller stopped waiting (a timeout, a cancel) rather than got an answer.
+
+    A callee that answered may still end its span later (after sending the response, or
+    descheduled on a busy host): that is no deadline miss, so an answered call never counts.
+    """
+    if caller.status_code is not StatusCode.ERROR:
+        return False
+    grpc_status = caller.attributes.get("rpc.grpc.status_code")
+    if isinstance(grpc_status, int) and not isinstance(grpc_status, bool):
+        return grpc_status in _GRPC_GAVE_UP
+    return not any(key in caller.attributes for key in ("http.response.status_code", "http.status_code"))
 
 
 def check_deadlines(situation: Situation) -> CheckResult | None:
@@ -68,7 +86,7 @@ def check_deadlines(situation: Situation) -> CheckResult | None:
     violations = []
     for hop in situation.hops:
         callee = hop.callee_span
-        if hop.asynchronous or callee is None or hop.from_test:
+        if hop.asynchronous or callee is None or hop.from_test or not gave_up(hop.anchor):
             continue  # a message's consumer is meant to outlive its producer; a test has no timeout
         overrun = callee.end_unix_nano - hop.anchor.end_unix_nano
         if overrun > budgets.deadline_slack_ns:

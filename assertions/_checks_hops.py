@@ -14,6 +14,8 @@ from ._situation import Situation, Violation, existential, universal
 from ._spec import HopPattern, Order
 from ._trace import FlowTrace
 
+_EXACT_INSTANCES = 32
+
 
 def _matching(pattern: HopPattern, hops: Iterable[Hop]) -> list[Hop]:
     return [hop for hop in hops if hop_matches(pattern, hop)]
@@ -81,12 +83,13 @@ def check_order(situation: Situation) -> CheckResult | None:
         for later_group in groups[i + 1 :]:
             for x_pattern in earlier_group:
                 for y_pattern in later_group:
-                    x, y = _first(x_pattern, situation.hops), _first(y_pattern, situation.hops)
-                    if (
-                        x is not None
-                        and y is not None
-                        and hop_relation(situation.trace, x, y) is Relation.AFTER
-                    ):
+                    x, ys = _first(x_pattern, situation.hops), _matching(y_pattern, situation.hops)
+                    if x is None or not ys:
+                        continue
+                    # A subsequence needs one Y after the first X: an extra Y before it (a
+                    # pre-check, a retry) is no inversion. The latest Y is the likeliest: ask it first.
+                    if all(hop_relation(situation.trace, x, y) is Relation.AFTER for y in reversed(ys)):
+                        y = ys[0]
                         inversions.append(
                             Violation(
                                 f"{y.text}: happened before {x.text}, expected after it",
@@ -114,14 +117,23 @@ def _exact_order(situation: Situation) -> CheckResult:
     patterns = [p for group in groups for p in group]
     counted = [h for h in situation.hops if not h.from_test or _names_test(patterns)]
     violations = [
-        Violation(f"{hop.text}: not in the expected hops (order: exact)", (hop.anchor.span_id,), hop.text)
+        Violation(
+            f"{hop.text}: not in the expected hops (order: exact)",
+            (hop.anchor.span_id,),
+            hop.text,
+            hop.tentative,
+        )
         for hop in counted
         if not any(hop_matches(p, hop) for p in patterns)
     ]
     for i, earlier_group in enumerate(groups):
         for later_group in groups[i + 1 :]:
-            for x in (h for p in earlier_group for h in _matching(p, counted)):
-                for y in (h for p in later_group for h in _matching(p, counted)):
+            # every pair of instances is compared, up to a bound: a spec must not make the
+            # engine do quadratic work over a 10,000-hop trace; the first instances decide most
+            earlier = [h for p in earlier_group for h in _matching(p, counted)][:_EXACT_INSTANCES]
+            later = [h for p in later_group for h in _matching(p, counted)][:_EXACT_INSTANCES]
+            for x in earlier:
+                for y in later:
                     related = hop_relation(situation.trace, x, y)
                     if related is Relation.AFTER or related is Relation.OVERLAP:
                         when = "overlapped" if related is Relation.OVERLAP else "happened before"
@@ -156,6 +168,7 @@ def check_times(situation: Situation) -> CheckResult | None:
                     + (" (a retry?)" if n >= 1 and len({h.text for h in seen}) == 1 else ""),
                     ids,
                     what,
+                    any(h.tentative for h in seen),
                 )
             )
         elif len(seen) < n:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tracebaton.collector import StatusCode, StoredSpan
+from tracebaton.collector import SpanKind, StatusCode, StoredSpan
 
 from ._hops import Hop, hop_matches
 from ._result import CheckResult, CheckState
@@ -59,11 +59,13 @@ def _depths(trace: FlowTrace) -> dict[str, int]:
 
 
 def _answer(span: StoredSpan) -> str:
+    # instrumentations write "ReadTimeout: " for an exception without a message
+    message = span.status_message.strip().rstrip(":").strip()
     for key in _STATUS_KEYS:
         found, value = attribute_lookup(span.attributes, key)
         if found and value is not None:
-            return f"answered {value}" + (f" ({span.status_message})" if span.status_message else "")
-    return f"failed: {span.status_message}" if span.status_message else "failed"
+            return f"answered {value}" + (f" ({message})" if message else "")
+    return f"failed: {message}" if message else "failed"
 
 
 def check_errors(situation: Situation) -> CheckResult | None:
@@ -75,10 +77,11 @@ def check_errors(situation: Situation) -> CheckResult | None:
     depth = _depths(trace) if failed else {}
     failed.sort(key=lambda s: (-depth[s.span_id], s.start_unix_nano, s.span_id))  # deepest first
     hop_of_span = hop_finder(situation)
+    orphans = {o.span_id for o in trace.orphans}
     violations = []
     for span in failed:
         hop = hop_of_span(span)
-        if _allowed(situation, span, hop):
+        if _allowed(situation, span, hop) or _reported_by_parent(trace, span):
             continue
         if hop is not None and hop.anchor.span_id == span.span_id:
             message = f"{hop.text} {_answer(span)}"
@@ -86,8 +89,29 @@ def check_errors(situation: Situation) -> CheckResult | None:
             message = f"{hop.text}: {span.service} {_answer(span)} in {span.name!r}"
         else:
             message = f"{span.service}: {span.name!r} {_answer(span)}"
-        violations.append(Violation(message, (span.span_id,), hop.text if hop else None))
+        # under a span whose parent has not arrived, the hop this error belongs to is unknown yet
+        tentative = (hop is not None and hop.tentative) or _under_orphan(trace, span, orphans)
+        violations.append(Violation(message, (span.span_id,), hop.text if hop else None, tentative))
     return universal("errors", violations, situation)
+
+
+def _under_orphan(trace: FlowTrace, span: StoredSpan, orphans: set[str]) -> bool:
+    if not orphans:
+        return False
+    return span.span_id in orphans or any(a.span_id in orphans for a in trace.ancestors(span))
+
+
+def _reported_by_parent(trace: FlowTrace, span: StoredSpan) -> bool:
+    """The ASGI `… http send` span of a 5xx answer repeats its server span's error: the
+    server span names the hop, this one would only push it down the list."""
+    parent = trace.parent_of(span)
+    return (
+        span.kind is SpanKind.INTERNAL
+        and span.name.endswith((" http send", " http receive"))
+        and parent is not None
+        and parent.service == span.service
+        and parent.status_code is StatusCode.ERROR
+    )
 
 
 def _allowed(situation: Situation, span: StoredSpan, hop: Hop | None) -> bool:

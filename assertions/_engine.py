@@ -13,8 +13,16 @@ from collections.abc import Callable
 
 from tracebaton.collector import SpanStore, StoredSpan, TraceQuery
 
-from ._hops import DanglingCall, choose_stitch, dangling_calls, extract_hops, orphan_candidates
-from ._result import CheckResult, CheckState, FlowResult, WaitedReason
+from ._hops import (
+    DanglingCall,
+    Hop,
+    choose_stitch,
+    dangling_calls,
+    extract_hops,
+    orphan_candidates,
+    server_addresses,
+)
+from ._result import CheckResult, CheckState, FlowResult, HopKind, WaitedReason
 from ._selectors import header_values
 from ._situation import Situation
 from ._spec import FindSpec, FlowSpec, HeaderRule
@@ -25,6 +33,7 @@ SKEW_NS = 5_000_000
 """How far a callee may start outside its caller's window on another host's clock."""
 _MAX_TRACES = 64
 """Linked and stitched traces one flow may take in: a bound, so a hub trace cannot stall a verdict."""
+_MAX_ADDRESSES = 10_000
 _CORRELATION_HEADERS = ("x-request-id", "x-correlation-id", "correlation-id", "request-id")
 
 
@@ -34,6 +43,15 @@ class FlowEngine:
     def __init__(self, store: SpanStore, *, wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
         self._store = store
         self._now = wall_clock_ns
+        # host:port -> service, from SERVER spans of flows judged before: a call whose callee
+        # span is missing is named by the service that answered there (DESIGN §4, known address)
+        self._addresses: dict[tuple[str, int], str] = {}
+
+    def _learn_addresses(self, trace: FlowTrace) -> None:
+        learned = server_addresses(trace.spans)
+        if len(self._addresses) + len(learned) > _MAX_ADDRESSES:
+            self._addresses.clear()  # a bound, not a cache policy: addresses are cheap to relearn
+        self._addresses.update(learned)
 
     def find_trace(self, find: FindSpec, until: float) -> str | None:
         """The most recent trace matching `find`, waiting for one until the monotonic deadline."""
@@ -91,12 +109,25 @@ class FlowEngine:
             if (quiet or final) and self._stitch(spec, trace, trace_ids, stitches, stitched_traces):
                 continue  # read again with the stitched traces in
             grace = spec.wait.parent_grace_ns
-            waiting = [o for o in trace.orphans if now - o.arrival_unix_nano < grace]
+            self._learn_addresses(trace)
+            hops = extract_hops(trace, peers=spec.peers, known_addresses=self._addresses)
+            # spans that should still come hold settling up for at most parent_grace: the
+            # parent an orphan names, and the callee span of a call to a known service (it
+            # may still be working after its caller gave up)
+            waiting = [o.arrival_unix_nano for o in trace.orphans if now - o.arrival_unix_nano < grace]
+            waiting += [
+                h.anchor.arrival_unix_nano
+                for h in hops
+                if _awaits_callee(h) and now - h.anchor.arrival_unix_nano < grace
+            ]
+            settled = quiet and not waiting
+            if not settled:
+                hops = extract_hops(trace, peers=spec.peers, known_addresses=self._addresses, settled=False)
             situation = Situation(
                 spec=spec,
                 trace=trace,
-                hops=tuple(extract_hops(trace, peers=spec.peers)),
-                settled=quiet and not waiting,
+                hops=tuple(hops),
+                settled=settled,
                 final=final,
                 now_unix_nano=now,
                 missing_parents=tuple(o for o in trace.orphans if now - o.arrival_unix_nano >= grace),
@@ -108,8 +139,7 @@ class FlowEngine:
             if last is not None and not quiet:
                 wake = min(wake, time.monotonic() + (last + spec.wait.settle_ns - now) / 1e9)
             elif waiting:
-                first_grace = min(o.arrival_unix_nano for o in waiting) + grace
-                wake = min(wake, time.monotonic() + (first_grace - now) / 1e9)
+                wake = min(wake, time.monotonic() + (min(waiting) + grace - now) / 1e9)
             self._store.wait(trace_ids, wake, after=sequence)
 
     def _flow_trace_ids(self, trace_id: str, stitched: set[str]) -> list[str]:
@@ -188,6 +218,10 @@ class FlowEngine:
             hops=(),
             expected_hops=tuple(str(p) for group in spec.expect.hops for p in group),
         )
+
+
+def _awaits_callee(hop: Hop) -> bool:
+    return hop.kind is HopKind.SYNC and hop.callee_span is None and not hop.broken
 
 
 def _correlation_values(trace: FlowTrace, headers: tuple[str, ...]) -> dict[str, str]:

@@ -7,9 +7,9 @@ root spans of other traces that a dangling call may have started (`stitches`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from tracebaton.collector import SpanKind, StoredSpan, call_address, served_at
+from tracebaton.collector import SpanKind, StoredSpan, call_address, served_address, served_at
 
 from ._result import HopKind
 from ._spec import HopPattern
@@ -32,6 +32,9 @@ class Hop:
     callee_span: StoredSpan | None
     broken: bool = False
     detail: str = ""
+    tentative: bool = False
+    """Named before the flow settled from a call whose callee span has not arrived: its
+    name may still change, so a universal check does not fail on it yet."""
 
     @property
     def asynchronous(self) -> bool:
@@ -185,8 +188,17 @@ def _carries(span: StoredSpan, correlation: Mapping[str, str]) -> bool:
     return False
 
 
-def extract_hops(trace: FlowTrace, *, peers: Mapping[str, str] | None = None) -> list[Hop]:
-    """Every hop of the flow, sorted by anchor start then span id (deterministic output)."""
+def extract_hops(
+    trace: FlowTrace,
+    *,
+    peers: Mapping[str, str] | None = None,
+    known_addresses: Mapping[tuple[str, int], str] | None = None,
+    settled: bool = True,
+) -> list[Hop]:
+    """Every hop of the flow, sorted by anchor start then span id (deterministic output).
+
+    `known_addresses` are host:port -> service answers seen outside this flow; before the
+    flow `settled`, hops of calls with no callee span yet are marked tentative."""
     hops: list[Hop] = []
     for child_id, parent_id in trace.parent.items():
         parent, child = trace.by_id[parent_id], trace.by_id[child_id]
@@ -207,7 +219,7 @@ def extract_hops(trace: FlowTrace, *, peers: Mapping[str, str] | None = None) ->
         elif is_hop_edge(parent, child):
             hops.append(_hop(parent, callee_of(trace, child)))
     hops.extend(_link_hops(trace))
-    hops.extend(_unanswered_hops(trace, peers or {}))
+    hops.extend(_unanswered_hops(trace, peers or {}, known_addresses or {}, tentative=not settled))
     hops.sort(
         key=lambda h: (
             h.anchor.start_unix_nano,
@@ -235,7 +247,13 @@ def _link_hops(trace: FlowTrace) -> list[Hop]:
     return hops
 
 
-def _unanswered_hops(trace: FlowTrace, peers: Mapping[str, str]) -> list[Hop]:
+def _unanswered_hops(
+    trace: FlowTrace,
+    peers: Mapping[str, str],
+    known_addresses: Mapping[tuple[str, int], str],
+    *,
+    tentative: bool,
+) -> list[Hop]:
     """Dangling calls that broken propagation did not explain: a known service whose span is
     missing (refused, timed out before it started), else an uninstrumented peer."""
     by_address = {address.strip().lower(): name for name, address in peers.items()}
@@ -250,6 +268,8 @@ def _unanswered_hops(trace: FlowTrace, peers: Mapping[str, str]) -> list[Hop]:
             callee = call.peer_service
         elif call.address is not None:
             callee = next((s.service for s in servers if served_at(s.attributes, *call.address)), None)
+            if callee is None:
+                callee = known_addresses.get(call.address)
         if callee is not None:
             hops.append(
                 Hop(
@@ -259,6 +279,7 @@ def _unanswered_hops(trace: FlowTrace, peers: Mapping[str, str]) -> list[Hop]:
                     call.span,
                     None,
                     detail=f"no span of {callee} answered this call",
+                    tentative=tentative,
                 )
             )
             continue
@@ -267,6 +288,23 @@ def _unanswered_hops(trace: FlowTrace, peers: Mapping[str, str]) -> list[Hop]:
         )
         if name is not None:
             hops.append(
-                Hop(call.span.service, name, HopKind.PEER, call.span, None, detail="uninstrumented peer")
+                Hop(
+                    call.span.service,
+                    name,
+                    HopKind.PEER,
+                    call.span,
+                    None,
+                    detail="uninstrumented peer",
+                    tentative=tentative,
+                )
             )
     return hops
+
+
+def server_addresses(spans: Iterable[StoredSpan]) -> dict[tuple[str, int], str]:
+    """host:port -> service, for every SERVER span that says where it answered."""
+    found: dict[tuple[str, int], str] = {}
+    for span in spans:
+        if span.kind is SpanKind.SERVER and (address := served_address(span.attributes)) is not None:
+            found[address] = span.service
+    return found

@@ -39,6 +39,8 @@ def _representative(path: list[StoredSpan], lca_index: int) -> StoredSpan:
 
 def relation(trace: FlowTrace, a: StoredSpan, b: StoredSpan) -> Relation:
     """Where `a` lies relative to `b`: BEFORE means a ended before b started (or b is nested in a)."""
+    if a.span_id == b.span_id:
+        return Relation.OVERLAP  # two hops on one anchor (a message fanned out): no order between them
     path_a, path_b = _path_up(trace, a), _path_up(trace, b)
     index_a = {span.span_id: i for i, span in enumerate(path_a)}
     lca_b = next((i for i, span in enumerate(path_b) if span.span_id in index_a), None)

@@ -17,6 +17,10 @@ from ._result import CheckResult, CheckState
 from ._spec import FlowSpec
 from ._trace import FlowTrace
 
+NEVER_SETTLED = "no violation seen, but the flow never settled before the timeout"
+"""How a universal check fails at the timeout with nothing against it: such a failure
+explains no other, so it is never the first divergence while a real one exists."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Situation:
@@ -37,9 +41,15 @@ class Violation:
     message: str
     span_ids: tuple[str, ...] = ()
     hop: str | None = None
+    tentative: bool = False
+    """About a hop whose callee has not arrived yet: the check waits for it, at most parent_grace."""
 
 
 def universal(check: str, violations: Sequence[Violation], situation: Situation) -> CheckResult:
+    if any(v.tentative for v in violations) and not (situation.settled or situation.final):
+        # which failure comes first (deepest error, earliest hop) may change when the
+        # missing callee arrives: hold the verdict until then, at most parent_grace
+        return CheckResult(check, CheckState.PENDING, violations[0].message, hop=violations[0].hop)
     if violations:
         first = violations[0]
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
@@ -57,7 +67,7 @@ def universal(check: str, violations: Sequence[Violation], situation: Situation)
         return CheckResult(
             check,
             CheckState.FAIL,
-            f"no violation seen, but the flow never settled before the timeout{ago}: "
+            f"{NEVER_SETTLED}{ago}: "
             "raise wait.timeout or lower wait.settle",
         )
     return CheckResult(check, CheckState.PENDING)

@@ -177,13 +177,18 @@ def _cut_cycles(parent: dict[str, str], by_id: Mapping[str, StoredSpan], finding
         done.update(path)
 
 
+def implausible_start(span: StoredSpan, now_unix_nano: int) -> bool:
+    """Before 2000 or more than a day ahead: a wrong clock or a wrong unit, not a time."""
+    return (
+        span.start_unix_nano < _EARLIEST_PLAUSIBLE_NS
+        or span.start_unix_nano > now_unix_nano + _FUTURE_TOLERANCE_NS
+    )
+
+
 def _time_findings(
     span: StoredSpan, parent: StoredSpan | None, now_unix_nano: int, findings: list[Finding]
 ) -> None:
-    if (
-        span.start_unix_nano < _EARLIEST_PLAUSIBLE_NS
-        or span.start_unix_nano > now_unix_nano + _FUTURE_TOLERANCE_NS
-    ):
+    if implausible_start(span, now_unix_nano):
         findings.append(
             Finding(
                 FindingKind.CLOCK_SKEW,

@@ -39,9 +39,14 @@ def _int(value: object) -> int | None:
 
 def _pair(attributes: Attributes, host_key: str, port_key: str) -> tuple[str, int] | None:
     host, port = attributes.get(host_key), _int(attributes.get(port_key))
-    if isinstance(host, str) and host and port is not None:
-        return host.lower(), port
-    return None
+    if not isinstance(host, str) or not host:
+        return None
+    if port is None or (":" in host and not host.startswith("[")):
+        # the ASGI instrumentation writes the Host header whole: server.address "127.0.0.1:8000"
+        with_port = url_address("http://" + host)
+        if with_port is not None and (port is None or with_port[1] == port) and ":" in host:
+            return with_port
+    return None if port is None else (host.lower(), port)
 
 
 def call_address(attributes: Attributes) -> tuple[str, int] | None:
@@ -70,3 +75,15 @@ def served_at(attributes: Attributes, host: str, port: int) -> bool:
     if isinstance(http_host, str):
         return url_address("http://" + http_host) == wanted or http_host.lower() == f"{wanted[0]}:{port}"
     return False
+
+
+def served_address(attributes: Attributes) -> tuple[str, int] | None:
+    """The host:port a SERVER span says it answered at, when it says."""
+    for host_key, port_key in (("server.address", "server.port"), ("net.host.name", "net.host.port")):
+        if (pair := _pair(attributes, host_key, port_key)) is not None:
+            return pair
+    for url_key in ("url.full", "http.url"):
+        url = attributes.get(url_key)
+        if isinstance(url, str) and (pair := url_address(url)) is not None:
+            return pair
+    return None

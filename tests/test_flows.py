@@ -4,6 +4,7 @@ test reads the verdict as a user would."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -227,3 +228,15 @@ def test_a_bad_spec_is_rejected_before_anything_waits(collector: Collector, tmp_
 
     with pytest.raises(FlowSpecError, match=r"expect\.budgets"):
         flow.check({"expect": {"budgets": {"trace": "2 parsecs"}}})
+
+
+def test_the_async_twin_judges_the_same_flow(collector: Collector) -> None:
+    async def scenario() -> FlowResult:
+        async with collector.flow("checkout", baggage={"tenant": "acme"}) as flow:
+            process = services(flow, collector.sut_env(), "healthy")
+            await asyncio.to_thread(finish, process)
+        return await flow.assert_spec_async(CHECKOUT)
+
+    result = asyncio.run(scenario())
+    assert result.passed
+    assert result.trace_id is not None
