@@ -40,7 +40,10 @@ class FlowBackend(Protocol):
         *,
         test_id: str | None = None,
         session_id: str | None = None,
-    ) -> FlowResult: ...
+        record: bool = True,
+    ) -> FlowResult:
+        """Judge `spec`; `record=False` for a look that is not a check (`flow.trace()`)."""
+        ...
 
     def spans(self, trace_ids: Sequence[str]) -> list[StoredSpan]: ...
 
@@ -69,8 +72,14 @@ class EmbeddedBackend:
         *,
         test_id: str | None = None,
         session_id: str | None = None,
+        record: bool = True,
     ) -> FlowResult:
-        return self._engine.check(spec, trace_id)
+        result = self._engine.check(spec, trace_id)
+        if record:  # like a server-side check, so the dashboard on the kept store lists it
+            # with the spec, as the server records it: the dashboard draws budget markers from it
+            self.store.record_run({**result.to_json(), "spec": flow_spec_to_dict(spec)}, test_id=test_id,
+                                  session_id=session_id)
+        return result
 
     def spans(self, trace_ids: Sequence[str]) -> list[StoredSpan]:
         return [span for trace_id in trace_ids for span in self.store.trace(trace_id)]
@@ -149,6 +158,7 @@ class RemoteBackend:
         *,
         test_id: str | None = None,
         session_id: str | None = None,
+        record: bool = True,
     ) -> FlowResult:
         import httpx
 
@@ -157,6 +167,7 @@ class RemoteBackend:
             "trace_id": trace_id,
             "test_id": test_id,
             "session_id": session_id,
+            "record": record,
         }
         wait_s = spec.wait.timeout_ns / 1e9 + 30.0
         try:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 class _FlowHost:
     _backend: FlowBackend
     _ingest_token: str | None = None
+    render_options: dict[str, Any]
+    """How failures read: `verbosity` (2 = everything), `dashboard_url`, `db_path`."""
 
     def _flow_provider(self) -> tuple[TracerProvider, _BackendExporter]:
         cached: tuple[TracerProvider, _BackendExporter] | None = getattr(self, "_provider", None)
@@ -45,9 +47,11 @@ class _FlowHost:
     ) -> Flow:
         """A flow to send requests in (`with` or `async with`), then to judge."""
         provider, exporter = self._flow_provider()
-        return Flow(
-            self._backend, provider, exporter, name, baggage=baggage, test_id=test_id, session_id=session_id
-        )
+        return Flow(self._backend, provider, exporter, name, baggage=baggage, test_id=test_id,
+                    session_id=session_id, render_options=self._render_options())
+
+    def _render_options(self) -> dict[str, Any]:
+        return {"dashboard_url": self._backend.dashboard_url, **getattr(self, "render_options", {})}
 
     def check(
         self, spec: FlowSpec | Mapping[str, Any] | str | Any, trace_id: str | None = None
@@ -61,9 +65,7 @@ class _FlowHost:
         result = self.check(spec, trace_id)
         if not result.passed:
             trace = Trace.load(self._backend, result.trace_ids, root_trace_id=result.trace_id)
-            raise TraceAssertionError(
-                render_verdict(result, trace.tree, dashboard_url=self._backend.dashboard_url), result
-            )
+            raise TraceAssertionError(render_verdict(result, trace.tree, **self._render_options()), result)
         return result
 
     def trace(self, trace_id: str) -> Trace:

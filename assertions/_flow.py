@@ -4,8 +4,7 @@ what the services under test did inside it (DESIGN §6)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -100,8 +99,11 @@ class Flow:
         baggage: Mapping[str, str] | None = None,
         test_id: str | None = None,
         session_id: str | None = None,
+        render_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.render_options: dict[str, Any] = dict(render_options or {})
+        """dashboard_url, db_path, verbosity: how a failure reads (pytest -vv sets verbosity)."""
         self.test_id = test_id
         self.session_id = session_id
         self._backend = backend
@@ -113,6 +115,8 @@ class Flow:
         self.trace_id: str = ""
         self.headers: dict[str, str] = {}
         self.results: list[FlowResult] = []
+        self.on_start: list[Callable[[Flow], None]] = []
+        """Called once the trace id is known (the pytest plugin notes it for JUnit)."""
 
     # the with block ----------------------------------------------------------------------
 
@@ -132,6 +136,8 @@ class Flow:
         W3CBaggagePropagator().inject(carrier, ctx)
         self.headers = carrier
         self.trace_id = format(self._span.get_span_context().trace_id, "032x")
+        for callback in self.on_start:
+            callback(self)
         return self
 
     def __exit__(
@@ -183,11 +189,12 @@ class Flow:
             raise TraceAssertionError(self.render(result), result)
         return result
 
-    def render(self, result: FlowResult, *, verbosity: int = 0) -> str:
+    def render(self, result: FlowResult, *, verbosity: int | None = None) -> str:
         trace = Trace.load(self._backend, result.trace_ids or (self.trace_id,), root_trace_id=self.trace_id)
-        return render_verdict(
-            result, trace.tree, verbosity=verbosity, dashboard_url=self._backend.dashboard_url
-        )
+        options = {"dashboard_url": self._backend.dashboard_url, **self.render_options}
+        if verbosity is not None:
+            options["verbosity"] = verbosity
+        return render_verdict(result, trace.tree, **options)
 
     async def assert_spec_async(self, spec: FlowSpec | Mapping[str, Any] | str | Any) -> FlowResult:
         return await asyncio.to_thread(self.assert_spec, spec)
@@ -251,13 +258,12 @@ class Flow:
         if timeout is not None:
             spec["wait"] = {"timeout": timeout}
         result = self._backend.check(
-            parse_flow_spec(spec), self.trace_id, test_id=self.test_id, session_id=self.session_id
+            parse_flow_spec(spec),
+            self.trace_id,
+            test_id=self.test_id,
+            session_id=self.session_id,
+            record=False,
         )
         return Trace.load(
             self._backend, result.trace_ids or (self.trace_id,), root_trace_id=self.trace_id, name=self.name
         )
-
-
-@contextlib.contextmanager
-def _noop() -> Any:
-    yield

@@ -4,7 +4,7 @@ a polars DataFrame, OTLP JSON, and the spec a healthy flow satisfies."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracebaton.collector import StoredSpan, encode_export_request_json, export_request_from_spans
@@ -12,9 +12,11 @@ from tracebaton.collector import StoredSpan, encode_export_request_json, export_
 from ._checks_budgets import entry_span
 from ._hops import Hop, extract_hops
 from ._order import Relation, hop_relation
-from ._result import HopKind
+from ._result import FlowResult, HopKind
 from ._spec import Budgets, Expectations, FlowSpec, HopPattern
+from ._spec_parse import parse_flow_spec
 from ._trace import FlowTrace, build_trace
+from ._verdict import judge_settled
 
 if TYPE_CHECKING:
     import polars
@@ -60,6 +62,23 @@ class Trace:
     @property
     def spans(self) -> tuple[StoredSpan, ...]:
         return self.tree.spans
+
+    def check(self, spec: FlowSpec | Mapping[str, Any] | str) -> FlowResult:
+        """Judge a spec on this trace as it stands, without waiting: pending is failed."""
+        parsed = parse_flow_spec(
+            {"name": self.name, **spec} if isinstance(spec, Mapping) and "name" not in spec else spec
+        )
+        return judge_settled(parsed, self.tree, now_unix_nano=time.time_ns())
+
+    def __eq__(self, other: object) -> bool:
+        """`assert trace == spec` judges the spec; pytest shows the verdict when it fails."""
+        if isinstance(other, FlowSpec | Mapping | str):
+            return self.check(other).passed
+        if isinstance(other, Trace):
+            return self.tree.spans == other.tree.spans
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_polars(self) -> polars.DataFrame:
         """One row per span; times as unix ns, durations in ns, attributes as a JSON string."""

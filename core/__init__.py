@@ -20,6 +20,7 @@ from ._errors import (
     TraceAssertionError,
     TracebatonError,
 )
+from ._services import ServiceProcess, start_service
 from ._sut_env import sut_env
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
     "FlowSpecError",
     "OtlpDecodeError",
     "ServerSettings",
+    "ServiceProcess",
     "StoreClosedError",
     "StoreError",
     "StoreSaturatedError",
@@ -58,5 +60,6 @@ __all__ = [
     "format_duration_ns",
     "parse_duration_ns",
     "server_settings",
+    "start_service",
     "sut_env",
 ]

@@ -63,3 +63,9 @@ class TraceAssertionError(AssertionError, TracebatonError):
     def __init__(self, message: str, result: FlowResult) -> None:
         super().__init__(message)
         self.result = result
+
+
+# Users meet these as tracebaton.X (tracebacks, pytest's "E   ..." lines), not as a private module.
+for _error in (TracebatonError, ConfigurationError, FlowSpecError, OtlpDecodeError, StoreError,
+               StoreSaturatedError, StoreClosedError, TraceAssertionError):
+    _error.__module__ = "tracebaton"
