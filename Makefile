@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Strict editable install: a link tree that mypy can read; re-made when files come or go.
-SOURCES := $(shell find core collector assertions api dashboards demo -type f -name '*.py' 2>/dev/null | sort)
+SOURCES := $(shell find core collector assertions api dashboards demo -type f \( -name '*.py' -o -path 'dashboards/static/*' \) 2>/dev/null | sort)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)-$(shell echo $(SOURCES) | sha1sum | cut -c1-10)
 
 .PHONY: install serve test test-slow bench lint typecheck wheel-check clean
@@ -37,13 +37,14 @@ test-slow: install
 bench: install
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_verdict.py
+	$(BIN)/python benchmarks/bench_dashboard.py
 
 # The wheel in a clean virtual environment, imported from outside the repository.
 wheel-check: install
 	rm -rf dist build/wheel-venv
 	$(BIN)/python -m build --wheel --outdir dist . >/dev/null
 	$(PYTHON) -m venv build/wheel-venv
-	build/wheel-venv/bin/python -m pip install -q dist/*.whl mypy types-protobuf types-PyYAML
+	build/wheel-venv/bin/python -m pip install -q dist/*.whl mypy types-protobuf types-PyYAML pytest
 	cd /tmp && $(CURDIR)/build/wheel-venv/bin/python -c "import tracebaton, tracebaton.collector, \
 		tracebaton.assertions, tracebaton.api, tracebaton.dashboards, tracebaton.demo; \
 		assert tracebaton.__file__.startswith('$(CURDIR)/build/wheel-venv'), tracebaton.__file__; \

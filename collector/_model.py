@@ -142,3 +142,43 @@ class IngestResult:
     accepted_spans: int
     rejected_spans: int
     error_message: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One recorded flow result as a listing shows it (the whole result is in `RunRecord`)."""
+
+    run_id: str
+    name: str
+    trace_id: str | None
+    passed: bool
+    test_id: str | None
+    session_id: str | None
+    recorded_unix_nano: int
+    first_divergence: str | None
+    waited_ms: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A recorded flow result: its summary and the result JSON exactly as it was recorded."""
+
+    summary: RunSummary
+    result: Mapping[str, object]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunQuery:
+    """A filter for `SpanStore.runs`; every given field must hold. Failed runs come first,
+    then newest first."""
+
+    passed: bool | None = None
+    name: str | None = None
+    """A glob over flow names (`checkout*`)."""
+    test_id: str | None = None
+    """A glob over test ids (`tests/test_shop.py::*`)."""
+    session_id: str | None = None
+    trace_id: str | None = None
+    """Runs of this trace, or with it among the traces the flow covered."""
+    since_unix_nano: int | None = None
+    limit: int = 100

@@ -73,6 +73,8 @@ class SpanReader:
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self._connection = connection
+        self.connection = connection
+        """This thread's cursor, for the store's other reads and small writes (runs)."""
         self._resource_bodies: dict[int, bytes] = {}
         self._scope_bodies: dict[int, bytes] = {}
 
@@ -129,9 +131,27 @@ class SpanReader:
         return out
 
     def trace(self, trace_id: str) -> list[StoredSpan]:
-        rows = self._connection.execute(
-            f"{_SPAN_SELECT} WHERE s.trace_id = ?", [trace_id_bytes(trace_id)]
-        ).fetchall()
+        key = trace_id_bytes(trace_id)
+        connection = self._connection
+        # A trace's spans arrive together, so they sit in a narrow band of rows. Fetched one by
+        # one through the index, each row decompresses its whole block of bodies again (a
+        # 500-span trace: ~45 ms); read as one range of rows, each block once (~4 ms). One
+        # snapshot for both steps, so the row ids cannot move in between.
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            low, high, count = connection.execute(
+                "SELECT min(rowid), max(rowid), count(*) FROM spans WHERE trace_id = ?", [key]
+            ).fetchone() or (None, None, 0)
+            if not count:
+                rows: list[tuple[Any, ...]] = []
+            elif high - low < 4 * count + 8192:
+                rows = connection.execute(
+                    f"{_SPAN_SELECT} WHERE s.rowid BETWEEN ? AND ? AND s.trace_id = ?", [low, high, key]
+                ).fetchall()
+            else:  # spread over the file (a trace that trickled in over hours): by the index
+                rows = connection.execute(f"{_SPAN_SELECT} WHERE s.trace_id = ?", [key]).fetchall()
+        finally:
+            connection.execute("COMMIT")
         return self._spans(rows)
 
     def roots(self, service: str | None, address: tuple[str, int] | None,
@@ -185,20 +205,23 @@ class SpanReader:
         limit = max(1, min(int(query.limit), 10_000))
         if query.attributes:
             # Confirm the prefilter's candidates exactly, then summarize those traces.
-            candidates = self._connection.execute(
+            cursor = self._connection.execute(
                 f"SELECT s.trace_id, s.body, s.arrival_ns FROM spans s WHERE {condition} "
                 "ORDER BY s.arrival_ns DESC", params,
-            ).fetchall()
+            )
             matched: list[bytes] = []
             seen: set[bytes] = set()
-            for trace_id, body, _ in candidates:
-                if trace_id in seen:
-                    continue
-                if attributes_match(attribute_dict(Span.FromString(body).attributes), query.attributes):
-                    seen.add(trace_id)
-                    matched.append(trace_id)
-                    if len(matched) >= limit:
-                        break
+            # In pages: a common value matches thousands of spans, and moving them all into
+            # Python costs more than the scan; the newest page usually holds enough traces.
+            while len(matched) < limit and (candidates := cursor.fetchmany(1024)):
+                for trace_id, body, _ in candidates:
+                    if trace_id in seen:
+                        continue
+                    if attributes_match(attribute_dict(Span.FromString(body).attributes), query.attributes):
+                        seen.add(trace_id)
+                        matched.append(trace_id)
+                        if len(matched) >= limit:
+                            break
             if not matched:
                 return []
             id_source = "SELECT unnest(?) AS trace_id"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from typing import Any
 
 import duckdb
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -17,9 +17,10 @@ from tracebaton import StoreClosedError
 
 from ._arrivals import ArrivalBoard
 from ._columns import SpanBatch, span_batch
-from ._maintenance import Maintenance
-from ._model import IngestResult, StoredSpan, TraceQuery, TraceSummary
+from ._maintenance import Maintenance, PinSet
+from ._model import IngestResult, RunQuery, RunRecord, RunSummary, StoredSpan, TraceQuery, TraceSummary
 from ._reads import SpanReader, trace_id_bytes
+from ._runs import RunLog
 from ._schema import open_database
 from ._writer import CommitWriter
 
@@ -49,15 +50,16 @@ class DuckDBSpanStore:
         self._board = ArrivalBoard()
         self._writer = CommitWriter(
             self._connection.cursor(), self._board, max_pending_spans=max_pending_spans)
-        self._pins: collections.Counter[bytes] = collections.Counter()
-        self._pins_lock = threading.Lock()
+        self._pins = PinSet()
         self._maintenance = Maintenance(
             self._connection.cursor(),
             None if path == ":memory:" else path + ".wal",
-            pinned=self._pinned,
+            pins=self._pins,
+            sweeper=self._writer,
             retention_max_spans=retention_max_spans,
             retention_max_age_ns=retention_max_age_ns,
         )
+        self._runs = RunLog()
         self._local = threading.local()
         self._readers: list[duckdb.DuckDBPyConnection] = []
         self._readers_lock = threading.Lock()
@@ -155,6 +157,22 @@ class DuckDBSpanStore:
     def linked(self, trace_id: str) -> list[str]:
         return self._reader().linked(trace_id)
 
+    # recorded flow results ---------------------------------------------------------------
+
+    def record_run(self, result: Mapping[str, Any], *, test_id: str | None = None,
+                   session_id: str | None = None) -> str:
+        return self._runs.record(self._reader().connection, result, test_id=test_id,
+                                 session_id=session_id).run_id
+
+    def runs(self, query: RunQuery) -> list[RunSummary]:
+        return self._runs.runs(self._reader().connection, query)
+
+    def run(self, run_id: str) -> RunRecord | None:
+        return self._runs.run(self._reader().connection, run_id)
+
+    def on_run_recorded(self, listener: Callable[[RunSummary], None]) -> Callable[[], None]:
+        return self._runs.subscribe(listener)
+
     def span_count(self) -> int:
         """Rows stored, re-sent duplicates included."""
         return self._reader().span_count()
@@ -173,19 +191,10 @@ class DuckDBSpanStore:
         return self._board.wait(wanted, until, start)
 
     def pin(self, trace_id: str) -> None:
-        with self._pins_lock:
-            self._pins[trace_id_bytes(trace_id)] += 1
+        self._pins.pin(trace_id_bytes(trace_id))
 
     def unpin(self, trace_id: str) -> None:
-        key = trace_id_bytes(trace_id)
-        with self._pins_lock:
-            self._pins[key] -= 1
-            if self._pins[key] <= 0:
-                del self._pins[key]
-
-    def _pinned(self) -> list[bytes]:
-        with self._pins_lock:
-            return list(self._pins)
+        self._pins.unpin(trace_id_bytes(trace_id))
 
     # upkeep ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 
+from ._cli_client import add_client_commands, run_check, run_import, run_spec
 from ._config import (
     DEFAULT_API_PORT,
     DEFAULT_DB,
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention-max-age", type=_duration, metavar="D",
                        help=f"prune spans older than D, e.g. 30m (env {ENV_RETENTION_MAX_AGE})")
     serve.add_argument("--ready-file", metavar="F", help="also write the ready line to this file")
+    add_client_commands(commands)
     return parser
 
 
@@ -126,9 +128,13 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"serve": _serve}
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "serve": _serve, "check": run_check, "spec": run_spec, "import": run_import}
     try:
         return commands[args.command](args)
     except TracebatonError as error:
         print(f"tracebaton {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"tracebaton {args.command}: interrupted", file=sys.stderr)
+        return 130

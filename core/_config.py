@@ -15,7 +15,8 @@ from ._durations import parse_duration_ns
 from ._errors import ConfigurationError
 
 ENV_URL = "TRACEBATON_URL"
-"""A remote tracebaton server's API URL; the pytest plugin then judges flows there."""
+"""A remote tracebaton server's API URL; the pytest plugin then judges flows there, and
+`tracebaton check`, `spec` and `import` talk to it when no --server is given."""
 ENV_TOKEN = "TRACEBATON_TOKEN"
 """Bearer token required on /api/* and the dashboard."""
 ENV_INGEST_TOKEN = "TRACEBATON_INGEST_TOKEN"
@@ -47,6 +48,8 @@ DEFAULT_GRPC_PORT = 4317
 DEFAULT_HTTP_PORT = 4318
 DEFAULT_API_PORT = 7357
 DEFAULT_DB = "./tracebaton.duckdb"
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_API_PORT}"
+"""Where `tracebaton check`, `spec` and `import` look for a server by default."""
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_PENDING_SPANS = 256 * 1024
 
@@ -69,6 +72,16 @@ class ServerSettings:
     decode_workers: int = 0
     """0 decodes on the receiving threads (embedded use); `serve` defaults to cores - 1."""
     ready_file: str | None = None
+
+
+def server_url(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The API URL the client commands use: --server, else TRACEBATON_URL, else the default."""
+    env = os.environ if environ is None else environ
+    url = explicit or env.get(ENV_URL) or DEFAULT_URL
+    if not url.startswith(("http://", "https://")):
+        where = "--server" if explicit else ENV_URL
+        raise ConfigurationError(f"{where}: {url!r} is not an http(s) URL; give e.g. {DEFAULT_URL}")
+    return url.rstrip("/")
 
 
 def parse_port(name: str, text: str) -> int:

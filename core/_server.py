@@ -89,6 +89,7 @@ class TracebatonServer:
         self._grpc: Any = None
         self._decode_pool: Any = None
         self._uvicorn: list[Any] = []
+        self._api_app: Any = None
         self._loop_thread: threading.Thread | None = None
         self._started = threading.Event()
         self._startup_error: BaseException | None = None
@@ -122,8 +123,9 @@ class TracebatonServer:
                 otlp_http_app(self.store, max_body_bytes=s.max_body_bytes, decode_pool=self._decode_pool),
                 create_app(self.store, otlp_grpc=f"{s.host}:{grpc_port}",
                            otlp_http_url=ServerAddresses(s.host, grpc_port, sockets[0].getsockname()[1], 0)
-                           .otlp_http_url),
+                           .otlp_http_url, token=s.token, max_import_bytes=s.max_body_bytes),
             ]
+            self._api_app = apps[1]
             for app in apps:
                 config = uvicorn.Config(app, log_level="warning", access_log=False,
                                         lifespan="off", timeout_graceful_shutdown=5)
@@ -163,6 +165,8 @@ class TracebatonServer:
 
     def shutdown(self) -> None:
         """Stop accepting, finish what was accepted, commit, checkpoint, close."""
+        if self._api_app is not None:
+            self._api_app.state.close_streams()  # open live streams would hold up the graceful stop
         for server in self._uvicorn:
             server.should_exit = True
         if self._grpc is not None:

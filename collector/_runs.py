@@ -1,0 +1,164 @@
+"""Recorded flow results (DESIGN §3, §6): every checked flow lands in `flow_results`, so the
+dashboard lists them and a failure message's link finds its verdict.
+
+Written through the caller's own cursor (a run is one small row; it needs no grouped commit
+and must never queue behind span ingest), and announced to listeners after the commit so a
+dashboard open on the Flows page shows it at once, without polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import duckdb
+import orjson
+
+from ._model import RunQuery, RunRecord, RunSummary
+
+log = logging.getLogger("tracebaton.collector")
+
+MAX_RUN_LIMIT = 1000
+_SUMMARY_COLUMNS = (
+    "run_id, name, trace_id, passed, test_id, session_id, recorded_ns, "
+    "json_extract_string(result, '$.first_divergence'), "
+    "TRY_CAST(json_extract(result, '$.waited_ms') AS BIGINT)"
+)
+
+
+def new_run_id(now_ns: int) -> str:
+    """`r` + 12 hex digits of milliseconds + 8 random: sorts by time, never 32 hex digits, so
+    `/flows/{id}` tells a run id from a trace id at a glance."""
+    return f"r{now_ns // 1_000_000:012x}{os.urandom(4).hex()}"
+
+
+def is_run_id(text: str) -> bool:
+    return len(text) == 21 and text[0] == "r" and all(c in "0123456789abcdef" for c in text[1:])
+
+
+def _summary(row: Sequence[Any]) -> RunSummary:
+    return RunSummary(
+        run_id=row[0],
+        name=row[1] or "",
+        trace_id=row[2],
+        passed=bool(row[3]),
+        test_id=row[4],
+        session_id=row[5],
+        recorded_unix_nano=int(row[6]),
+        first_divergence=row[7],
+        waited_ms=None if row[8] is None else int(row[8]),
+    )
+
+
+class RunLog:
+    """Runs in the store's `flow_results` table, and who to tell when one is recorded."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[RunSummary], None]] = []
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        result: Mapping[str, Any],
+        *,
+        test_id: str | None,
+        session_id: str | None,
+    ) -> RunSummary:
+        now = time.time_ns()
+        run_id = new_run_id(now)
+        trace_id = result.get("trace_id")
+        waited = result.get("waited_ms")
+        first = result.get("first_divergence")
+        connection.execute(
+            "INSERT INTO flow_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                str(result.get("name") or ""),
+                trace_id if isinstance(trace_id, str) else None,
+                bool(result.get("passed")),
+                test_id,
+                session_id,
+                now,
+                orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS).decode(),
+            ],
+        )
+        summary = RunSummary(
+            run_id=run_id,
+            name=str(result.get("name") or ""),
+            trace_id=trace_id if isinstance(trace_id, str) else None,
+            passed=bool(result.get("passed")),
+            test_id=test_id,
+            session_id=session_id,
+            recorded_unix_nano=now,
+            first_divergence=first if isinstance(first, str) else None,
+            waited_ms=waited if isinstance(waited, int) and not isinstance(waited, bool) else None,
+        )
+        self._announce(summary)
+        return summary
+
+    def runs(self, connection: duckdb.DuckDBPyConnection, query: RunQuery) -> list[RunSummary]:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.passed is not None:
+            where.append("passed = ?")
+            params.append(query.passed)
+        if query.name is not None:
+            where.append("name GLOB ?")
+            params.append(query.name)
+        if query.test_id is not None:
+            where.append("test_id GLOB ?")
+            params.append(query.test_id)
+        if query.session_id is not None:
+            where.append("session_id = ?")
+            params.append(query.session_id)
+        if query.trace_id is not None:
+            # The flow's own trace, or one it covered (linked, stitched).
+            where.append(
+                "(trace_id = ? OR list_contains("
+                "CAST(json_extract_string(result, '$.trace_ids[*]') AS VARCHAR[]), ?))"
+            )
+            params += [query.trace_id, query.trace_id]
+        if query.since_unix_nano is not None:
+            where.append("recorded_ns >= ?")
+            params.append(query.since_unix_nano)
+        limit = max(1, min(int(query.limit), MAX_RUN_LIMIT))
+        rows = connection.execute(
+            f"SELECT {_SUMMARY_COLUMNS} FROM flow_results WHERE {' AND '.join(where) or 'TRUE'} "
+            "ORDER BY passed ASC, recorded_ns DESC, run_id DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        return [_summary(row) for row in rows]
+
+    def run(self, connection: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord | None:
+        row = connection.execute(
+            f"SELECT {_SUMMARY_COLUMNS}, result FROM flow_results WHERE run_id = ?", [run_id]
+        ).fetchone()
+        if row is None:
+            return None
+        result = orjson.loads(row[9]) if row[9] else {}
+        return RunRecord(summary=_summary(row), result=result if isinstance(result, dict) else {})
+
+    def subscribe(self, listener: Callable[[RunSummary], None]) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _announce(self, summary: RunSummary) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(summary)
+            except Exception:  # one broken listener must not fail the check that recorded
+                log.exception("a run listener failed")

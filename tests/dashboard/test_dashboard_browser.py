@@ -1,0 +1,281 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against a real
+`tracebaton serve`. Screenshots of every page go to build/artifacts/dashboard/.
+
+Chromium comes from the system (`apt-get install chromium`; .ci/run installs it): Playwright's
+own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import REPO, SUPPORT, start_server
+from scripted_traces import CHECKOUT_SPEC, XSS_NAME, check, import_spans, scripted_checkout
+
+from tracebaton import Client
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "build" / "artifacts" / "dashboard"
+RED = "rgb(198, 40, 40)"
+
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: CI must install it (apt-get install -y chromium)")
+    pytest.skip(
+        f"no {CHROMIUM}: apt-get install -y chromium to run the browser tests", allow_module_level=True
+    )
+
+from playwright.sync_api import Browser, Dialog, Page, sync_playwright  # noqa: E402  (after the skip above)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    running = start_server(tmp_path_factory.mktemp("dashboard") / "store.duckdb")
+    yield running.api
+    assert running.stop() == 0, running.stderr
+    assert "Traceback" not in running.stderr, running.stderr
+
+
+@pytest.fixture(scope="module")
+def failed_run(api: str) -> dict[str, Any]:
+    trace = scripted_checkout()
+    import_spans(api, trace)
+    result = check(
+        api,
+        CHECKOUT_SPEC,
+        trace.trace_id,
+        test_id="tests/test_shop.py::test_checkout",
+        session_id="s-browser",
+    )
+    assert not result["passed"]
+    return {"trace": trace, "result": result}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    opened.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+    )
+
+    def dialog_opened(dialog: Dialog) -> None:  # an alert() from span data would land here
+        problems.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    opened.on("dialog", dialog_opened)
+    yield opened
+    context.close()
+    assert not problems, problems
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_a_failed_flow_shows_the_red_hop_the_ghost_and_the_failure_text(
+    api: str, page: Page, failed_run: dict[str, Any]
+) -> None:
+    result = failed_run["result"]
+    page.goto(f"{api}/flows/{result['run_id']}")
+    failing = page.locator('g.hop.failing[data-hop="cart -> inventory"]')
+    failing.wait_for()
+    assert failing.locator("line").first.evaluate("el => getComputedStyle(el).stroke") == RED
+    healthy = page.locator('g.hop[data-hop="frontend -> auth"]')
+    assert "failing" not in (healthy.get_attribute("class") or "")
+    ghost = page.locator('g.hop.ghost[data-hop="cart -> payment"]')
+    assert ghost.count() == 1, "an expected hop that never came is drawn as a ghost"
+    assert "never seen" in (ghost.text_content() or "")
+    failure = page.locator("#failure")
+    assert result["first_divergence"] in failure.inner_text()
+    assert "FAIL errors" in failure.inner_text()
+    assert page.locator(".verdict .badge").inner_text() == "FAILED"
+    budget = page.locator(
+        f'.wf-row[data-span-id="{failed_run["trace"].span("cart", "POST /reserve").span_id}"] .wf-budget'
+    )
+    assert budget.count() == 1, "the hop's 50 ms budget is marked on its caller span"
+    assert page.locator(".wf-bar.critical").count() >= 3
+    shot(page, "flow-failed")
+
+
+def test_the_link_in_a_failure_message_opens_the_recorded_verdict(
+    api: str, page: Page, failed_run: dict[str, Any]
+) -> None:
+    trace_id = failed_run["trace"].trace_id
+    page.goto(f"{api}/flows/{trace_id}")  # `see it: …/flows/<trace id>` in a TraceAssertionError
+    page.locator("#failure").wait_for()
+    assert failed_run["result"]["first_divergence"] in page.locator("#failure").inner_text()
+    assert page.locator("#flow-title").inner_text() == "checkout"
+
+
+def test_clicking_a_span_shows_its_attributes_events_and_captured_headers(
+    api: str, page: Page, failed_run: dict[str, Any]
+) -> None:
+    trace = failed_run["trace"]
+    page.goto(f"{api}/flows/{failed_run['result']['run_id']}")
+    cart = trace.span("cart", "POST /cart/checkout").span_id
+    page.locator(f'.wf-row[data-span-id="{cart}"]').click()
+    attributes = page.locator("#detail-attributes")
+    attributes.wait_for()
+    assert page.locator("#detail-name").inner_text() == "POST /cart/checkout"
+    row = attributes.locator("tr", has_text="cart.items")
+    assert row.locator("td").nth(1).inner_text() == "3"
+    assert "http.request.header.x_request_id" in page.locator("#detail-headers").inner_text()
+    inventory = trace.span("inventory", "POST /reserve").span_id
+    page.locator(f'.wf-row[data-span-id="{inventory}"]').click()
+    page.locator("#span-details .event", has_text="stock.checked").wait_for()
+    assert "available" in page.locator("#span-details .event").inner_text()
+    shot(page, "flow-span-details")
+
+
+def test_a_span_named_like_markup_renders_as_text(api: str, page: Page) -> None:
+    trace = scripted_checkout(span_name=XSS_NAME)
+    import_spans(api, trace)
+    result = check(api, CHECKOUT_SPEC, trace.trace_id, test_id=XSS_NAME)
+    page.goto(f"{api}/flows/{result['run_id']}")
+    names = page.locator(".wf-row .span-name", has_text=XSS_NAME)
+    names.first.wait_for()
+    assert names.count() == 2, "caller and callee spans show the name as text"
+    assert page.locator("main img").count() == 0, "no element was made from the span name"
+    names.first.click()
+    assert page.locator("#detail-name").inner_text() == XSS_NAME
+    shot(page, "flow-markup-span-name")
+    page.goto(f"{api}/flows?test_id={XSS_NAME.replace('<', '%3C').replace('>', '%3E')}")
+    page.locator("#runs tbody tr").first.wait_for()
+    assert XSS_NAME in page.locator("#runs tbody tr").first.inner_text()
+    assert page.locator("main img").count() == 0
+    shot(page, "flows-markup-test-id")
+
+
+def test_a_new_run_appears_on_the_flows_page_without_a_reload(
+    api: str, page: Page, failed_run: dict[str, Any]
+) -> None:
+    page.goto(f"{api}/flows")
+    page.locator("#runs tbody tr").first.wait_for()
+    page.locator("#live:not([hidden])").wait_for()
+    page.evaluate("window.__same_page = true")
+    trace = scripted_checkout()
+    import_spans(api, trace)
+    result = check(api, CHECKOUT_SPEC, trace.trace_id, test_id="tests/test_live.py::test_new_run")
+    row = page.locator(f'#runs tbody tr[data-run-id="{result["run_id"]}"]')
+    row.wait_for(timeout=10_000)
+    assert page.evaluate("window.__same_page") is True, "the page was not reloaded"
+    assert page.locator("#runs tbody tr").first.get_attribute("data-run-id") == result["run_id"], (
+        "a new failed run goes on top"
+    )
+    assert "tests/test_live.py::test_new_run" in row.inner_text()
+    shot(page, "flows-live")
+    row.locator("a").click()
+    page.locator("#sequence").wait_for()
+    assert page.url.endswith(f"/flows/{result['run_id']}")
+
+
+def test_the_flows_page_filters(api: str, page: Page, failed_run: dict[str, Any]) -> None:
+    passing = scripted_checkout(inventory_fails=False)
+    import_spans(api, passing)
+    check(
+        api,
+        {"name": "healthy-checkout", "expect": {"hops": ["cart -> inventory"]}},
+        passing.trace_id,
+        session_id="s-browser",
+    )
+    page.goto(f"{api}/flows?session_id=s-browser&passed=true")
+    page.locator("#runs tbody tr").first.wait_for()
+    texts = page.locator("#runs tbody tr").all_inner_texts()
+    assert texts
+    assert all("passed" in text and "s-browser" in text for text in texts)
+    page.select_option("select[name=passed]", "false")
+    page.click("form.filters button")
+    page.locator("#runs tbody tr .badge.fail").first.wait_for()
+    assert all("FAILED" in text for text in page.locator("#runs tbody tr").all_inner_texts())
+    shot(page, "flows-filtered")
+
+
+def test_trace_search_and_the_trace_page_make_a_spec(
+    api: str, page: Page, failed_run: dict[str, Any]
+) -> None:
+    trace = failed_run["trace"]
+    page.goto(f"{api}/traces")
+    page.fill("input[name=attrs]", "http.response.status_code=503")
+    page.select_option("select[name=status]", "error")
+    page.click("form.filters button")
+    row = page.locator(f'#traces tbody tr[data-trace-id="{trace.trace_id}"]')
+    row.wait_for()
+    assert "frontend" in row.inner_text()
+    shot(page, "traces-search")
+    row.click()
+    page.locator("#sequence").wait_for()
+    assert page.locator("g.hop").count() == 3
+    page.click("#make-spec")
+    spec = page.locator("#spec-yaml")
+    spec.wait_for()
+    assert "frontend -> cart" in spec.inner_text()
+    assert "cart -> inventory" in spec.inner_text()
+    shot(page, "trace-page")
+
+
+def test_a_broken_hop_is_a_cut_arrow_linking_to_the_callee_s_own_trace(api: str, page: Page) -> None:
+    """Real OpenTelemetry SDK spans from another process, judged remotely by the server."""
+    spec = {
+        "name": "checkout",
+        "expect": {"hops": ["frontend -> cart", "cart -> inventory"]},
+        "wait": {"settle": "100ms"},
+    }
+    with Client(api) as client:
+        with client.flow("checkout", test_id="tests/test_shop.py::test_broken") as flow:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    str(SUPPORT / "flow_services.py"),
+                    "--traceparent",
+                    flow.headers["traceparent"],
+                    "--scenario",
+                    "broken",
+                ],
+                env={**os.environ, **client.sut_env()},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+        result = flow.check(spec)
+    assert not result.passed
+    run = httpx.get(f"{api}/api/runs", params={"trace_id": result.trace_id}).json()["runs"][0]
+    page.goto(f"{api}/flows/{run['run_id']}")
+    broken = page.locator('g.hop.broken[data-hop="frontend -> cart"]')
+    broken.wait_for()
+    assert broken.locator("path.cut").count() == 1, "drawn as a cut arrow"
+    assert "failing" in (broken.get_attribute("class") or "")
+    link = broken.locator("a.other-trace")
+    href = link.get_attribute("href") or ""
+    other = href.removeprefix("/traces/")
+    assert other in result.trace_ids
+    assert other != result.trace_id
+    cart_spans = httpx.get(f"{api}/api/traces/{other}").json()["spans"]
+    assert cart_spans[0]["service"] == "cart", "the link goes to the trace the callee started"
+    assert page.locator('g.hop[data-hop="cart -> inventory"]:not(.ghost)').count() == 1, (
+        "the stitched trace's hops are drawn too"
+    )
+    shot(page, "flow-broken-hop")
+    link.click()
+    page.locator("#sequence, #no-hops").first.wait_for()
+    assert page.url.endswith(f"/traces/{other}")
