@@ -124,11 +124,21 @@ def test_every_test_records_its_trace_id_in_junit(
         assert re.fullmatch(r"[0-9a-f]{32}", values[0] or "")
 
 
-def test_the_store_stays_for_the_dashboard(outcome: pytest.RunResult, pytester: pytest.Pytester) -> None:
-    from tracebaton.collector import DuckDBSpanStore
+def test_the_store_stays_for_the_dashboard_with_every_checked_flow(
+    outcome: pytest.RunResult, pytester: pytest.Pytester
+) -> None:
+    from tracebaton.collector import DuckDBSpanStore, RunQuery
 
     with DuckDBSpanStore(str(pytester.path / ".tracebaton" / "last.duckdb")) as store:
         assert store.span_count() > 40
+        runs = store.runs(RunQuery())
+    # assert_spec records a run; `trace == spec` judges the stored trace without recording
+    assert sorted((r.test_id, r.passed) for r in runs) == [
+        ("test_checkout.py::test_healthy", True),
+        ("test_checkout.py::test_retried", False),
+    ]
+    assert len({r.session_id for r in runs}) == 1
+    assert runs[0].first_divergence == "cart -> inventory: happened 2 times, expected 1 (a retry?)"
 
 
 def test_remote_mode_judges_on_the_server(pytester: pytest.Pytester, server: RunningServer) -> None:
