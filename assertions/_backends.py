@@ -92,10 +92,16 @@ class RemoteBackend:
     """A `tracebaton serve` elsewhere: flows are judged server-side (`POST /api/check`)."""
 
     def __init__(
-        self, api_url: str, *, token: str | None = None, otlp_http_endpoint: str | None = None
+        self,
+        api_url: str,
+        *,
+        token: str | None = None,
+        otlp_http_endpoint: str | None = None,
+        ingest_token: str | None = None,
     ) -> None:
         import httpx
 
+        self._ingest_headers = {"authorization": f"Bearer {ingest_token}"} if ingest_token else {}
         self.api_url = api_url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=httpx.Timeout(10.0))
@@ -143,7 +149,7 @@ class RemoteBackend:
             self.otlp_http_endpoint + "/v1/traces",
             content=body,
             timeout=_ACK_TIMEOUT_S,
-            headers={"content-type": "application/x-protobuf"},
+            headers={"content-type": "application/x-protobuf", **self._ingest_headers},
         )
         if response.status_code != 200:
             raise StoreError(

@@ -179,7 +179,8 @@ class Client(_FlowHost):
         otlp_http_endpoint: str | None = None,
         ingest_token: str | None = None,
     ) -> None:
-        self._remote = RemoteBackend(url, token=token, otlp_http_endpoint=otlp_http_endpoint)
+        self._remote = RemoteBackend(url, token=token, otlp_http_endpoint=otlp_http_endpoint,
+                                     ingest_token=ingest_token)
         self._backend = self._remote
         self._ingest_token = ingest_token
 
@@ -204,6 +205,14 @@ class Traces(Sequence[Trace]):
 
     def __getitem__(self, index: Any) -> Any:
         return self._traces[index]
+
+    def to_polars(self) -> polars.DataFrame:
+        """The spans of every trace, one row each (the columns of `Trace.to_polars()`): for
+        checks across traces, such as two requests that overlap and should not have."""
+        import polars as pl
+
+        frames = [t.to_polars() for t in self._traces]
+        return pl.concat(frames) if frames else Trace(_empty_tree()).to_polars()
 
     def hops_frame(self) -> polars.DataFrame:
         import polars as pl

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
 
+from ._auth import UNAUTHORIZED, bearer_matches
 from ._decode_pool import DecodePool
 from ._ingest import (
     JSON,
@@ -85,9 +86,13 @@ async def _read_body(request: Request, encoding: str, limit: int) -> bytes:
 
 
 def otlp_http_app(store: DuckDBSpanStore, *, max_body_bytes: int,
-                  decode_pool: DecodePool | None = None) -> Starlette:
+                  decode_pool: DecodePool | None = None, ingest_token: str | None = None) -> Starlette:
     async def export(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        authorization = request.headers.get("authorization")
+        if ingest_token is not None and not bearer_matches(authorization, ingest_token):
+            return _status_response(JSON if content_type == JSON else PROTOBUF, 401,
+                                    code_pb2.UNAUTHENTICATED, UNAUTHORIZED)
         if content_type not in (PROTOBUF, JSON):
             return _status_response(
                 JSON, 415, code_pb2.INVALID_ARGUMENT,

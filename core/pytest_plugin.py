@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._config import ENV_TOKEN, ENV_URL
+from ._config import ENV_INGEST_TOKEN, ENV_TOKEN, ENV_URL
 from ._services import ServiceProcess, start_service
 
 if TYPE_CHECKING:
@@ -37,6 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "default: an embedded collector per session")
     group.addoption("--tracebaton-token", default=None,
                     help=f"API token of the remote server (env {ENV_TOKEN})")
+    group.addoption("--tracebaton-ingest-token", default=None,
+                    help=f"OTLP ingest token of the remote server (env {ENV_INGEST_TOKEN}); services "
+                         "started with the fixture's sut_env() send it")
     group.addoption("--tracebaton-store", default=None,
                     help=f"DuckDB file of the embedded collector (default {DEFAULT_STORE_DIR}/last.duckdb; "
                          "kept after the run for the dashboard)")
@@ -76,7 +79,8 @@ def _tracebaton_session(pytestconfig: pytest.Config) -> Iterator[_Session]:
     session_id = _session_id(pytestconfig)
     if url:
         token = pytestconfig.getoption("tracebaton_token") or os.environ.get(ENV_TOKEN)
-        client = Client(url, token=token)
+        ingest = pytestconfig.getoption("tracebaton_ingest_token") or os.environ.get(ENV_INGEST_TOKEN)
+        client = Client(url, token=token, ingest_token=ingest)
         client.render_options = {"verbosity": verbosity}
         try:
             yield _Session(client, session_id, None, url)

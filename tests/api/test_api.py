@@ -498,5 +498,14 @@ def test_with_a_token_the_api_and_dashboard_need_it(tmp_path: Path) -> None:
         with httpx.Client(base_url=api, cookies=login.cookies) as browser:
             assert browser.get("/flows").status_code == 200
             assert browser.get("/api/runs").status_code == 200
+            # a state change on the cookie from another origin (a forged form post) is refused
+            body = {"spec": {"name": "x"}, "trace_id": "0" * 31 + "1", "record": False}
+            forged = browser.post("/api/check", json=body, headers={"origin": "https://evil.example"})
+            assert forged.status_code == 401
+            own = browser.post("/api/check", json={**body, "spec": {"name": "x", "wait": {"timeout": "1ms"}}},
+                               headers={"origin": api})
+            assert own.status_code == 200, own.text
+        with_redirect = httpx.get(f"{api}/login", params={"token": "s3cret", "next": "https://evil.example"})
+        assert with_redirect.headers["location"] == "/flows", "no open redirect"
     finally:
         assert running.stop() == 0
