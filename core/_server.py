@@ -114,13 +114,14 @@ class TracebatonServer:
             sockets = [_bind(s.host, s.http_port, "OTLP/HTTP"), _bind(s.host, s.api_port, "the API")]
             self._grpc = GrpcReceiver(
                 self.store, host=s.host, port=s.grpc_port, max_body_bytes=s.max_body_bytes,
-                decode_pool=self._decode_pool)
+                decode_pool=self._decode_pool, ingest_token=s.ingest_token)
             try:
                 grpc_port = self._grpc.start()
             except OSError as error:
                 raise ConfigurationError(f"{error}; pick another --grpc-port, or 0") from None
             apps = [
-                otlp_http_app(self.store, max_body_bytes=s.max_body_bytes, decode_pool=self._decode_pool),
+                otlp_http_app(self.store, max_body_bytes=s.max_body_bytes, decode_pool=self._decode_pool,
+                              ingest_token=s.ingest_token),
                 create_app(self.store, otlp_grpc=f"{s.host}:{grpc_port}",
                            otlp_http_url=ServerAddresses(s.host, grpc_port, sockets[0].getsockname()[1], 0)
                            .otlp_http_url, token=s.token, max_import_bytes=s.max_body_bytes),
