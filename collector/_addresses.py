@@ -49,41 +49,38 @@ def _pair(attributes: Attributes, host_key: str, port_key: str) -> tuple[str, in
     return None if port is None else (host.lower(), port)
 
 
-def call_address(attributes: Attributes) -> tuple[str, int] | None:
-    """The host:port a CLIENT span called, from its attributes; None when it does not say."""
-    for host_key, port_key in (("server.address", "server.port"), ("net.peer.name", "net.peer.port")):
-        if (pair := _pair(attributes, host_key, port_key)) is not None:
-            return pair
+# Where the old conventions put the peer's address: the caller names the peer it called,
+# the server names the host it answered as; both say server.address in the stable ones.
+_CALLED = (("server.address", "server.port"), ("net.peer.name", "net.peer.port"))
+_SERVED = (("server.address", "server.port"), ("net.host.name", "net.host.port"))
+
+
+def _addresses(attributes: Attributes, keys: tuple[tuple[str, str], ...]) -> list[tuple[str, int]]:
+    """Every host:port the attributes name, in the order the conventions prefer."""
+    found = [pair for host_key, port_key in keys if (pair := _pair(attributes, host_key, port_key))]
     for url_key in ("url.full", "http.url"):
         url = attributes.get(url_key)
         if isinstance(url, str) and (pair := url_address(url)) is not None:
-            return pair
-    return None
+            found.append(pair)
+    return found
+
+
+def call_address(attributes: Attributes) -> tuple[str, int] | None:
+    """The host:port a CLIENT span called, from its attributes; None when it does not say."""
+    return next(iter(_addresses(attributes, _CALLED)), None)
+
+
+def served_address(attributes: Attributes) -> tuple[str, int] | None:
+    """The host:port a SERVER span says it answered at, when it says."""
+    return next(iter(_addresses(attributes, _SERVED)), None)
 
 
 def served_at(attributes: Attributes, host: str, port: int) -> bool:
     """Whether a SERVER span's attributes say it answered at host:port."""
     wanted = (host.lower(), port)
-    for host_key, port_key in (("server.address", "server.port"), ("net.host.name", "net.host.port")):
-        if _pair(attributes, host_key, port_key) == wanted:
-            return True
-    for url_key in ("url.full", "http.url"):
-        url = attributes.get(url_key)
-        if isinstance(url, str) and url_address(url) == wanted:
-            return True
+    if wanted in _addresses(attributes, _SERVED):
+        return True
     http_host = attributes.get("http.host")
     if isinstance(http_host, str):
         return url_address("http://" + http_host) == wanted or http_host.lower() == f"{wanted[0]}:{port}"
     return False
-
-
-def served_address(attributes: Attributes) -> tuple[str, int] | None:
-    """The host:port a SERVER span says it answered at, when it says."""
-    for host_key, port_key in (("server.address", "server.port"), ("net.host.name", "net.host.port")):
-        if (pair := _pair(attributes, host_key, port_key)) is not None:
-            return pair
-    for url_key in ("url.full", "http.url"):
-        url = attributes.get(url_key)
-        if isinstance(url, str) and (pair := url_address(url)) is not None:
-            return pair
-    return None
