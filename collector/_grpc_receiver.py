@@ -7,6 +7,7 @@ inflates `grpc-encoding: gzip` and enforces the size limit on the inflated messa
 
 from __future__ import annotations
 
+import collections
 import logging
 from concurrent import futures
 from typing import Any
@@ -18,6 +19,7 @@ from grpc_status import rpc_status
 
 from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
 
+from ._auth import UNAUTHORIZED, bearer_matches
 from ._decode_pool import DecodePool
 from ._ingest import PROTOBUF, decode_and_submit, export_response
 from ._store import DuckDBSpanStore
@@ -27,20 +29,33 @@ log = logging.getLogger("tracebaton.collector")
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
+# As grpc_status builds its own; grpc has no type information, hence the ignore.
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")),
+              grpc.Status):  # type: ignore[misc]
+    pass
+
+
 def _unavailable(message: str, retry_after_s: float) -> Any:
     retry = error_details_pb2.RetryInfo(
         retry_delay=duration_pb2.Duration(seconds=int(retry_after_s),
                                           nanos=int(retry_after_s % 1 * 1e9)))
     detail = status_pb2.Status().details.add()
     detail.Pack(retry)
-    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[detail])
-    return rpc_status.to_status(status)
+    status = rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[detail]))
+    # The RetryInfo also on its own in the trailer named for its type: the OpenTelemetry
+    # Python SDK reads the delay only there, and otherwise backs off 1, 2, 4, 8 s and gives
+    # up (dropping the batch) once the next wait passes its export timeout.
+    return _Status(status.code, status.details,
+                   (*status.trailing_metadata, ("google.rpc.retryinfo-bin", retry.SerializeToString())))
 
 
 class GrpcReceiver:
     def __init__(self, store: DuckDBSpanStore, *, host: str, port: int, max_body_bytes: int,
-                 max_workers: int = 32, decode_pool: DecodePool | None = None) -> None:
+                 max_workers: int = 32, decode_pool: DecodePool | None = None,
+                 ingest_token: str | None = None) -> None:
         self._store = store
+        self._token = ingest_token
         self._pool = decode_pool
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._host = host
@@ -74,6 +89,11 @@ class GrpcReceiver:
         self._server.stop(grace_s).wait()
 
     def _export(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
+        if self._token is not None:
+            header = next((str(value) for key, value in context.invocation_metadata() or ()
+                           if key == "authorization"), None)
+            if not bearer_matches(header, self._token):
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHORIZED)
         try:
             result = decode_and_submit(self._store, raw, PROTOBUF, self._pool).result()
         except OtlpDecodeError as error:

@@ -68,9 +68,15 @@ class CommitWriter:
         self._closing = False
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
+        # Retention's sweep of unreferenced resources and scopes (see `forget`).
+        self._noting = False
+        self._noted_resources: set[int] = set()
+        self._noted_scopes: set[int] = set()
+        self._forget: tuple[set[int], set[int]] | None = None
         self._thread = threading.Thread(target=self._run, name="tracebaton-writer", daemon=True)
         self.committed_spans = 0
         self.commits = 0
+        self.swept = 0
 
     def start(self) -> None:
         self._known_resources = {r for (r,) in self._connection.execute(
@@ -121,6 +127,27 @@ class CommitWriter:
             self._cond.notify()
         return pending.future
 
+    def note_references(self) -> None:
+        """From now on, remember the resource and scope ids that commits refer to."""
+        with self._cond:
+            self._noting = True
+            # With an earlier sweep's ids not yet forgotten, keep what was noted for it:
+            # it is forgotten against everything noted since its own query began.
+            if self._forget is None:
+                self._noted_resources = set()
+                self._noted_scopes = set()
+
+    def forget(self, resource_ids: set[int], scope_ids: set[int]) -> None:
+        """Delete these resource and scope rows, found unreferenced by a query that started
+        after `note_references`, unless a commit since then refers to them.
+
+        Done on the writer thread between two commits: the writer skips storing a resource
+        it believes stored, so the row and the writer's memory of it must go together.
+        """
+        with self._cond:
+            self._forget = (resource_ids, scope_ids)
+            self._cond.notify_all()
+
     def flush(self, timeout_s: float) -> bool:
         """Wait until everything submitted before this call is committed (or failed)."""
         with self._cond:
@@ -139,6 +166,8 @@ class CommitWriter:
             while not self._queue:
                 if self._closing:
                     return None
+                if self._forget is not None:
+                    return []  # nothing to commit: the sweep runs now
                 self._cond.wait()
             group = [self._queue.popleft()]
             spans = group[0].batch.span_count
@@ -158,6 +187,10 @@ class CommitWriter:
 
     def _run(self) -> None:
         while (group := self._take_group()) is not None:
+            if self._forget is not None:
+                self._sweep()
+            if not group:
+                continue
             span_total = sum(p.batch.span_count for p in group)
             try:
                 self._commit([p.batch for p in group])
@@ -174,10 +207,47 @@ class CommitWriter:
                     batch = pending.batch
                     pending.future.set_result(IngestResult(
                         batch.span_count, batch.rejected_spans, batch.rejection_message))
+                with self._cond:
+                    # Noted after the commit: a commit noted before the sweep's query began
+                    # is one that query sees.
+                    if self._noting:
+                        for pending in group:
+                            self._noted_resources.update(pending.batch.resources)
+                            self._noted_scopes.update(pending.batch.scopes)
             finally:
                 with self._cond:
                     self._pending_spans -= span_total
                     self._in_flight.difference_update(p.future for p in group)
+
+    def _sweep(self) -> None:
+        with self._cond:
+            if self._forget is None:
+                return
+            resources, scopes = self._forget
+            self._forget = None
+            resources = resources - self._noted_resources
+            scopes = scopes - self._noted_scopes
+            self._noting = False
+            self._noted_resources = set()
+            self._noted_scopes = set()
+        if not resources and not scopes:
+            return
+        connection = self._connection
+        try:
+            connection.execute("BEGIN")
+            connection.execute("DELETE FROM resources WHERE list_contains(?::BIGINT[], resource_id)",
+                               [list(resources)])
+            connection.execute("DELETE FROM scopes WHERE list_contains(?::BIGINT[], scope_id)",
+                               [list(scopes)])
+            connection.execute("COMMIT")
+        except duckdb.Error:
+            with contextlib.suppress(duckdb.Error):
+                connection.execute("ROLLBACK")
+            log.exception("could not delete unreferenced resources and scopes; the next sweep retries")
+            return
+        self._known_resources -= resources
+        self._known_scopes -= scopes
+        self.swept += len(resources) + len(scopes)
 
     def _commit(self, batches: list[SpanBatch]) -> None:
         connection = self._connection

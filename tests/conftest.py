@@ -30,6 +30,8 @@ class RunningServer:
     db: Path
     stderr_lines: list[str]
     pumps: list[threading.Thread]
+    stderr_queue: queue.Queue[str | None] = dataclasses.field(default_factory=queue.Queue)
+    """Each stderr line as it comes (None at EOF), for a test to wait on a log line."""
 
     @property
     def otlp_http_url(self) -> str:
@@ -87,22 +89,27 @@ def _pump(stream: object, sink: queue.Queue[str | None], keep: list[str] | None)
 
 
 def start_server(db: Path, *args: str, env: dict[str, str] | None = None,
-                 timeout: float = 60) -> RunningServer:
-    """`tracebaton serve` on free ports; returns once it printed its ready line."""
-    command = [sys.executable, "-m", "tracebaton", "serve", "--db", str(db),
+                 timeout: float = 60, logged: bool = False) -> RunningServer:
+    """`tracebaton serve` on free ports; returns once it printed its ready line.
+
+    `logged`: with the collector's log on stderr (`RunningServer.stderr_lines`), through
+    support/serve_logged.py."""
+    launcher = [str(SUPPORT / "serve_logged.py")] if logged else ["-m", "tracebaton"]
+    command = [sys.executable, *launcher, "serve", "--db", str(db),
                "--grpc-port", "0", "--http-port", "0", "--api-port", "0", *args]
     # A session of its own: the processes it starts can be found, and must be gone, after it.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, **(env or {})}, start_new_session=True)
     stdout_lines: queue.Queue[str | None] = queue.Queue()
     stderr_lines: list[str] = []
+    stderr_queue: queue.Queue[str | None] = queue.Queue()
     pumps = [
         threading.Thread(target=_pump, args=(process.stdout, stdout_lines, None), daemon=True),
-        threading.Thread(target=_pump, args=(process.stderr, queue.Queue(), stderr_lines), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, stderr_queue, stderr_lines), daemon=True),
     ]
     for pump in pumps:
         pump.start()
-    running = RunningServer(process, "", "", "", db, stderr_lines, pumps)
+    running = RunningServer(process, "", "", "", db, stderr_lines, pumps, stderr_queue)
     try:
         line = stdout_lines.get(timeout=timeout)
     except queue.Empty:

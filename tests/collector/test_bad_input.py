@@ -229,6 +229,9 @@ def test_saturated_ingest_asks_to_retry_later(tmp_path) -> None:  # type: ignore
         grpc_status = status_pb2.Status.FromString(details)
         assert grpc_status.details[0].Unpack(retry)
         assert retry.retry_delay.seconds == 1
+        # Where the OpenTelemetry Python SDK's exporter looks for the delay.
+        trailer = dict(caught.value.trailing_metadata())["google.rpc.retryinfo-bin"]
+        assert error_details_pb2.RetryInfo.FromString(trailer).retry_delay.seconds == 1
     finally:
         receiver.shutdown()
         http.should_exit = True

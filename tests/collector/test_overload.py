@@ -2,6 +2,10 @@
 
 Memory stays bounded, the excess is refused with UNAVAILABLE and a retry delay, the API
 keeps answering, and every acknowledged span is stored. `make test-slow` runs it.
+
+Meanwhile two OpenTelemetry SDK processes send a burst each (test_sdk_overload.py): one that
+fits the SDK's queue arrives in full; one ten times that overflows it, and the SDK's own
+accounting (dropped for a full queue, exported, failed) adds up with what was stored.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import duckdb
 import httpx
 import pytest
 from conftest import SUPPORT, WORKLOADS, start_server
+from test_sdk_overload import MAX_QUEUE_SIZE, SdkBurst, check_accounting, stored_by_service
 
 PROCESSES, THREADS = 4, [13, 13, 12, 12]          # 50 exporters
 REQUESTS_PER_PROCESS = 150                          # 4 x 150 x 512 = 307,200 spans
@@ -48,6 +53,8 @@ def test_overload_is_refused_politely_and_loses_nothing(tmp_path: Path) -> None:
     for sender in senders:
         assert sender.stdout is not None
         assert sender.stdout.readline().strip() == "ready"
+    bursts = [SdkBurst(server, MAX_QUEUE_SIZE, "burst-fits"),
+              SdkBurst(server, 10 * MAX_QUEUE_SIZE, "burst-overflows")]
     rss: list[float] = []
     health_ms: list[float] = []
     done = threading.Event()
@@ -67,6 +74,15 @@ def test_overload_is_refused_politely_and_loses_nothing(tmp_path: Path) -> None:
         assert sender.stdin is not None
         sender.stdin.write("go\n")
         sender.stdin.flush()
+    try:
+        for burst in bursts:
+            burst.create()
+        for burst in bursts:
+            burst.wait_created()
+        burst_reports = [burst.finish() for burst in bursts]
+    finally:
+        for burst in bursts:
+            burst.kill()
     reports = []
     for sender in senders:
         out, _ = sender.communicate(timeout=600)
@@ -94,3 +110,13 @@ def test_overload_is_refused_politely_and_loses_nothing(tmp_path: Path) -> None:
     assert delays == {1.0}
     assert max(rss) < RSS_BOUND_MIB
     assert max(health_ms) < 2000
+
+    by_service = stored_by_service(db)
+    fits, overflows = burst_reports
+    print(f"sdk burst that fits the queue: {json.dumps(fits)}, stored {by_service.get('burst-fits', 0)}\n"
+          f"sdk burst 10x the queue: {json.dumps(overflows)}, stored {by_service.get('burst-overflows', 0)}")
+    check_accounting(fits, by_service.get("burst-fits", 0), fits=True)
+    check_accounting(overflows, by_service.get("burst-overflows", 0), fits=False)
+    assert fits["retries"] + overflows["retries"] > 0, "the SDKs' exports never met the overload"
+    # The SDK waited as long as the server asked (RetryInfo), not its own exponential backoff.
+    assert set(fits["retry_delays_s"] + overflows["retry_delays_s"]) == {1.0}
