@@ -88,19 +88,30 @@ class FlowEngine:
             trace_id = self.find_trace(spec.find, until)
             if trace_id is None:
                 return self._not_found(spec, started)
-        self._store.pin(trace_id)
+        pinned: set[str] = set()
         try:
-            return self._judge(spec, trace_id, started, until)
+            return self._judge(spec, trace_id, started, until, pinned)
         finally:
-            self._store.unpin(trace_id)
+            for pinned_id in pinned:
+                self._store.unpin(pinned_id)
 
-    def _judge(self, spec: FlowSpec, trace_id: str, started: float, until: float) -> FlowResult:
+    def _pin(self, trace_ids: list[str], pinned: set[str]) -> None:
+        """Linked and stitched traces join the flow as it is judged: retention must not
+        prune any of them under the check either."""
+        for joined in trace_ids:
+            if joined not in pinned:
+                self._store.pin(joined)
+                pinned.add(joined)
+
+    def _judge(self, spec: FlowSpec, trace_id: str, started: float, until: float,
+               pinned: set[str]) -> FlowResult:
         stitches: dict[str, str] = {}
         stitched_traces: set[str] = set()
         while True:
             sequence = self._store.sequence
             final = time.monotonic() >= until
             trace_ids = self._flow_trace_ids(trace_id, stitched_traces)
+            self._pin(trace_ids, pinned)
             spans = [span for tid in trace_ids for span in self._store.trace(tid)]
             now = self._now()
             trace = build_trace(trace_id, spans, now_unix_nano=now, stitches=stitches)
