@@ -1,14 +1,15 @@
-# One entry point for people and CI: `make serve` runs tracebaton, `make test` tests it.
+# One entry point for people and CI: `make demo` shows tracebaton at work on the demo shop,
+# `make serve` runs it, `make test` tests it.
 # Each target creates .venv and installs what it needs on first use.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Strict editable install: a link tree that mypy can read; re-made when files come or go.
-SOURCES := $(shell find core collector assertions api dashboards demo -type f \( -name '*.py' -o -path 'dashboards/static/*' \) 2>/dev/null | sort)
+SOURCES := $(shell find core collector assertions api dashboards demo -type f \( -name '*.py' -o -path 'dashboards/static/*' -o -path 'demo/flows/*' \) 2>/dev/null | sort)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)-$(shell echo $(SOURCES) | sha1sum | cut -c1-10)
 
-.PHONY: install serve test test-slow bench lint typecheck wheel-check clean
+.PHONY: install demo serve test test-slow bench lint typecheck wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: install
+	$(BIN)/tracebaton demo
 
 serve: install
 	$(BIN)/tracebaton serve
@@ -51,6 +55,8 @@ wheel-check: install
 		print('wheel imports from', tracebaton.__file__)"
 	cd /tmp && $(CURDIR)/build/wheel-venv/bin/mypy -p tracebaton --config-file $(CURDIR)/pyproject.toml
 	cd /tmp && $(CURDIR)/build/wheel-venv/bin/tracebaton --help >/dev/null
+	cd /tmp && $(CURDIR)/build/wheel-venv/bin/python -c "from tracebaton.demo import load_flow_spec; \
+		print('demo flow specs in the wheel:', load_flow_spec('checkout').name, load_flow_spec('oversell').name)"
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -75,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"prune spans older than D, e.g. 30m (env {ENV_RETENTION_MAX_AGE})")
     serve.add_argument("--ready-file", metavar="F", help="also write the ready line to this file")
     add_client_commands(commands)
+    demo = commands.add_parser(
+        "demo", help="run the demo shop, catch its integration bugs, show them in the dashboard",
+        description="Start tracebaton and the demo shop (nine service processes), send a healthy "
+                    "checkout, one checkout per fault and two racing checkouts, judge each against "
+                    "the demo's flow specs, print a table of the verdicts, then serve the dashboard "
+                    "until Ctrl-C. Exit 0 when every verdict matched its expectation.")
+    demo.add_argument("--check-only", action="store_true",
+                      help="exit after the table (0: every verdict as expected, 1: not), for CI")
+    demo.add_argument("--api-port", type=_port,
+                      help=f"dashboard port (default {DEFAULT_API_PORT}, else a free one; "
+                           "--check-only: a free one)")
+    demo.add_argument("--workdir", metavar="DIR",
+                      help="keep the store and the shop's logs here (default: a temporary directory, "
+                           "removed at exit)")
     return parser
 
 
@@ -107,6 +121,9 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         print(f"tracebaton: warning: listening on {settings.host} without --token: anyone who "
               "reaches this address can read the stored spans", file=sys.stderr)
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.ingest_token:
+        print(f"tracebaton: warning: listening on {settings.host} without --ingest-token: anyone who "
+              "reaches this address can write spans into flows being checked", file=sys.stderr)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -125,11 +142,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from tracebaton.demo import run_demo
+
+    return run_demo(check_only=args.check_only, api_port=args.api_port, workdir=args.workdir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
-        "serve": _serve, "check": run_check, "spec": run_spec, "import": run_import}
+        "serve": _serve, "check": run_check, "spec": run_spec, "import": run_import, "demo": _demo}
     try:
         return commands[args.command](args)
     except TracebatonError as error:

@@ -1,9 +1,10 @@
 """Run one service of the demo shop, or the whole shop.
 
-    python -m tracebaton.demo SERVICE [--port N] [--url NAME=URL ...] [--workdir DIR] [--watch-stdin]
+    python -m tracebaton.demo SERVICE [--host H] [--port N] [--url NAME=URL ...] [--workdir DIR]
+                                      [--watch-stdin]
     python -m tracebaton.demo shop [--otlp-endpoint URL] [--workdir DIR]
 
-A service listens on 127.0.0.1:N (0 picks a free port) and prints
+A service listens on 127.0.0.1:N (0 picks a free port; `--host 0.0.0.0` in a container) and prints
 `tracebaton-demo: ready service=NAME url=http://127.0.0.1:PORT` once it accepts requests.
 Its telemetry is configured from the OTEL_* environment (`tracebaton.sut_env()`).
 """
@@ -40,7 +41,7 @@ def _run_service(args: argparse.Namespace) -> None:
     if name == "payment-gateway":
         from . import _gateway
 
-        _gateway.main(args.port, watch_stdin=args.watch_stdin)
+        _gateway.main(args.port, host=args.host, watch_stdin=args.watch_stdin)
     elif name == "email":
         from . import _email
 
@@ -61,7 +62,7 @@ def _run_service(args: argparse.Namespace) -> None:
             from ._backends import BUILDERS
 
             BUILDERS[name](service, args.workdir)
-        service.serve(args.port, watch_stdin=args.watch_stdin)
+        service.serve(args.port, host=args.host, watch_stdin=args.watch_stdin)
 
 
 def _run_shop(args: argparse.Namespace) -> None:
@@ -86,10 +87,12 @@ def _run_shop(args: argparse.Namespace) -> None:
         shop.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m tracebaton.demo` (deploy/compose.yaml runs each service so)."""
     parser = argparse.ArgumentParser(prog="python -m tracebaton.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("service", choices=[*SERVICES, "shop"], help="a service, or `shop` for all of them")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 picks a free one")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one")
     parser.add_argument(
         "--url",
         type=_url,
@@ -105,7 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--otlp-endpoint", help="shop: OTLP/HTTP endpoint (default $OTEL_EXPORTER_OTLP_ENDPOINT)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.service == "shop":
         _run_shop(args)
     else:

@@ -85,15 +85,15 @@ def _exit_cleanly(signum: int, frame: object) -> NoReturn:
     sys.exit(0)
 
 
-def main(port: int, *, watch_stdin: bool) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+def main(port: int, *, host: str = "127.0.0.1", watch_stdin: bool) -> None:
+    server = ThreadingHTTPServer((host, port), _Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     if watch_stdin:
         exit_when_stdin_closes()
-    host, bound = server.server_address[:2]
-    announce_ready(SERVICE, f"http://{host!s}:{bound}")
+    bound_host, bound = server.server_address[:2]
+    announce_ready(SERVICE, f"http://{bound_host!s}:{bound}")
     try:
         server.serve_forever()
     finally:

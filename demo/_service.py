@@ -133,8 +133,9 @@ class CallFailed(Exception):
     def answer_status(self) -> int:
         if self.timed_out:
             return 504
-        # an expired or refused token is the client's problem, not a failure of this service
-        return 401 if self.status == 401 else 502
+        # an expired or refused token, or an item out of stock, is the client's problem, not
+        # a failure of this service: passed on as it came
+        return self.status if self.status in (401, 409) else 502
 
 
 async def _answer_call_failed(request: Request, error: Exception) -> Response:
@@ -291,10 +292,10 @@ class Service:
         FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz")
         return cls(name, app, provider, Downstream(name, urls, provider))
 
-    def serve(self, port: int, *, watch_stdin: bool) -> None:
+    def serve(self, port: int, *, host: str = "127.0.0.1", watch_stdin: bool) -> None:
         config = uvicorn.Config(
             self.app,
-            host="127.0.0.1",
+            host=host,
             port=port,
             lifespan="off",
             log_level="info",

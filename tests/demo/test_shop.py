@@ -6,6 +6,7 @@ hop it broke."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from tracebaton import Collector, FlowResult
 from tracebaton.assertions import Flow
-from tracebaton.demo import FAULTS, SERVICES, Shop, start_shop
+from tracebaton.demo import FAULTS, SERVICES, Shop, find_oversold, load_flow_spec, start_shop
 
 HOPS: list[Any] = [
     "test -> frontend",
@@ -192,3 +193,56 @@ def test_log_tail_shows_a_service_output(shop: Shop) -> None:
     assert "tracebaton-demo: ready service=email" in shop.log_tail("email", 500)
     with pytest.raises(KeyError, match="no service 'nope'"):
         shop.log_tail("nope")
+
+
+def test_two_concurrent_checkouts_of_the_last_item_oversell_it(collector: Collector, shop: Shop) -> None:
+    # inventory's reservation checks the stock, writes, then sets it from what it read: with
+    # the rendezvous both reservations pass the check before either writes, every time
+    stock = httpx.put(shop.urls["inventory"] + "/stock/mug", json={"quantity": 1, "rendezvous": 2}, timeout=5)
+    assert stock.status_code == 200, stock.text
+    together = threading.Barrier(2)
+    flows: dict[int, tuple[Flow, int]] = {}
+
+    def buy(index: int) -> None:
+        with collector.flow("oversell") as flow:
+            together.wait(10)
+            answer = httpx.post(shop.url + "/checkout", json={"items": [{"sku": "mug"}]},
+                                headers=flow.headers, timeout=10)
+        flows[index] = (flow, answer.status_code)
+
+    threads = [threading.Thread(target=buy, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [status for _, status in flows.values()] == [200, 200], "both got the last mug"
+    for flow, _ in flows.values():  # per trace, nothing is wrong: only across traces it shows
+        result = flow.check(load_flow_spec("oversell"))
+        assert result.passed, explain(flow, result, shop)
+
+    oversell = find_oversold(collector, "mug", since="1m")
+    assert oversell.oversold
+    assert oversell.oversold_by == 1
+    assert set(oversell.trace_ids) == {flow.trace_id for flow, _ in flows.values()}
+    assert oversell.hop == "cart -> inventory"
+    assert oversell.overlaps.height == 1
+    assert oversell.overlaps["overlap_ns"][0] > 0
+    assert oversell.reservations["before"].to_list() == [1, 1]
+    assert oversell.message.startswith("cart -> inventory: two reservations of 'mug' both saw 1 in stock")
+
+
+def test_one_at_a_time_the_stock_holds(collector: Collector, shop: Shop) -> None:
+    # the same shop, no forced interleaving, one checkout after the other: the second is refused
+    stock = httpx.put(shop.urls["inventory"] + "/stock/tea-sencha", json={"quantity": 1}, timeout=5)
+    assert stock.status_code == 200, stock.text
+    answers = []
+    for _ in range(2):
+        with collector.flow("one at a time") as flow:
+            answers.append(httpx.post(shop.url + "/checkout", json={"items": [{"sku": "tea-sencha"}]},
+                                      headers=flow.headers, timeout=10))
+        flow.trace()  # settled: its spans are all in
+    assert [a.status_code for a in answers] == [200, 409], answers[1].text
+    assert "tea-sencha: 0 in stock, 1 asked" in answers[1].text
+    oversell = find_oversold(collector, "tea-sencha", since="1m")
+    assert not oversell.oversold, oversell.message
+    assert oversell.reservations["before"].to_list() == [1], "the refused one took nothing"
