@@ -14,6 +14,8 @@ from tracebaton.collector import StoredSpan
 from ._hops import Hop
 from ._trace import FlowTrace
 
+_MS = 1_000_000
+
 
 class Relation(enum.Enum):
     BEFORE = "before"
@@ -57,11 +59,17 @@ def relation(trace: FlowTrace, a: StoredSpan, b: StoredSpan) -> Relation:
         rep_a, rep_b = _representative(path_a, lca_a), _representative(path_b, lca_b)
     if rep_a.span_id == rep_b.span_id:
         return Relation.OVERLAP
-    if rep_a.end_unix_nano <= rep_b.start_unix_nano:
+    if rep_a.end_unix_nano <= rep_b.start_unix_nano + _coarse(rep_b):
         return Relation.BEFORE
-    if rep_b.end_unix_nano <= rep_a.start_unix_nano:
+    if rep_b.end_unix_nano <= rep_a.start_unix_nano + _coarse(rep_a):
         return Relation.AFTER
     return Relation.OVERLAP
+
+
+def _coarse(span: StoredSpan) -> int:
+    """A start on a whole millisecond may have been cut to it (the JavaScript SDK starts
+    spans at Date.now() but ends them on a finer clock): it may really be up to 1 ms later."""
+    return _MS if span.start_unix_nano % _MS == 0 else 0
 
 
 def hop_relation(trace: FlowTrace, x: Hop, y: Hop) -> Relation:

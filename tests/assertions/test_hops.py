@@ -12,6 +12,7 @@ from spans import (
     T2,
     DanglingCall,
     FlowBuilder,
+    check,
     choose_stitch,
     dangling_calls,
     flow_trace,
@@ -21,7 +22,7 @@ from spans import (
     orphan_candidates,
 )
 
-from tracebaton.assertions import HopKind
+from tracebaton.assertions import CheckState, HopKind
 from tracebaton.collector import SpanKind, StoredSpan
 
 SKEW_NS = 5 * MS
@@ -484,3 +485,18 @@ def test_results_are_identical_whatever_the_input_order() -> None:
         shuffled = spans[:]
         shuffler.shuffle(shuffled)
         assert judge(spec, shuffled).to_json() == first
+
+
+def test_a_start_cut_to_the_millisecond_is_not_an_overlap() -> None:
+    # the JavaScript SDK: start at Date.now() (whole ms), end on a finer clock
+    b = FlowBuilder()
+    frontend = b.server("frontend", "POST /checkout", start_ms=0, end_ms=100)
+    b.call(frontend, "auth", "/verify", start_ms=10, end_ms=20.4)
+    b.call(frontend, "cart", "/cart", start_ms=20, end_ms=30)
+    spec = {"expect": {"hops": ["frontend -> auth", "frontend -> cart"], "order": "exact"}}
+    assert check(judge(spec, b.spans), "order").state is CheckState.PASS
+    b2 = FlowBuilder()
+    frontend = b2.server("frontend", "POST /checkout", start_ms=0, end_ms=100)
+    b2.call(frontend, "auth", "/verify", start_ms=10, end_ms=21.4)
+    b2.call(frontend, "cart", "/cart", start_ms=20, end_ms=30)
+    assert check(judge(spec, b2.spans), "order").state is CheckState.FAIL, "more than 1 ms is an overlap"
