@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import sys
@@ -26,6 +27,7 @@ from ._config import (
     ENV_RETENTION_MAX_AGE,
     ENV_RETENTION_MAX_SPANS,
     ENV_TOKEN,
+    ServerSettings,
     parse_port,
     parse_positive_int,
     server_settings,
@@ -118,12 +120,8 @@ def _serve(args: argparse.Namespace) -> int:
         retention_max_spans=args.retention_max_spans, retention_max_age_ns=args.retention_max_age,
         ready_file=args.ready_file,
     )
-    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
-        print(f"tracebaton: warning: listening on {settings.host} without --token: anyone who "
-              "reaches this address can read the stored spans", file=sys.stderr)
-    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.ingest_token:
-        print(f"tracebaton: warning: listening on {settings.host} without --ingest-token: anyone who "
-              "reaches this address can write spans into flows being checked", file=sys.stderr)
+    for warning in exposure_warnings(settings):
+        print(f"tracebaton: warning: {warning}", file=sys.stderr)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -146,6 +144,29 @@ def _demo(args: argparse.Namespace) -> int:
     from tracebaton.demo import run_demo
 
     return run_demo(check_only=args.check_only, api_port=args.api_port, workdir=args.workdir)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def exposure_warnings(settings: ServerSettings) -> list[str]:
+    """What `serve` says when it listens beyond this machine without a token."""
+    if _loopback(settings.host):
+        return []
+    warnings = []
+    if not settings.token:
+        warnings.append(f"listening on {settings.host} without --token: anyone who reaches this "
+                        "address can read the stored spans")
+    if not settings.ingest_token:
+        warnings.append(f"listening on {settings.host} without --ingest-token: anyone who reaches this "
+                        "address can write spans into flows being checked")
+    return warnings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -105,3 +105,27 @@ def test_help_lists_every_serve_flag() -> None:
     for flag in ("--db", "--host", "--grpc-port", "--http-port", "--api-port", "--token", "--ingest-token",
                  "--retention-max-spans", "--retention-max-age", "--ready-file"):
         assert flag in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "ingest_token", "warned"),
+    [
+        ("127.0.0.1", None, None, []),
+        ("::1", None, None, []),
+        ("127.0.0.2", None, None, []),
+        ("localhost", None, None, []),
+        ("0.0.0.0", None, None, ["--token", "--ingest-token"]),
+        ("0.0.0.0", "t", None, ["--ingest-token"]),
+        ("10.1.2.3", "t", "i", []),
+        ("tracebaton.internal", None, "i", ["--token"]),
+    ],
+)
+def test_serve_warns_when_it_listens_beyond_this_machine_without_a_token(
+    host: str, token: str | None, ingest_token: str | None, warned: list[str]
+) -> None:
+    from tracebaton import ServerSettings
+    from tracebaton._cli import exposure_warnings
+
+    warnings = exposure_warnings(ServerSettings(host=host, token=token, ingest_token=ingest_token))
+    assert [w.split(" without ")[1].split(":")[0] for w in warnings] == warned
+    assert all(host in w for w in warnings)
