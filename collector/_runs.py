@@ -57,9 +57,15 @@ def _summary(row: Sequence[Any]) -> RunSummary:
 class RunLog:
     """Runs in the store's `flow_results` table, and who to tell when one is recorded."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_runs: int = 100_000) -> None:
         self._listeners: list[Callable[[RunSummary], None]] = []
         self._lock = threading.Lock()
+        # Runs outlive their spans' retention otherwise: the newest `max_runs` are kept,
+        # trimmed now and then rather than on every record.
+        self._max_runs = max_runs
+        self._trim_every = max(1, min(1000, max_runs // 10))
+        self._recorded = 0
+        self._trimming = threading.Lock()
 
     def record(
         self,
@@ -99,7 +105,28 @@ class RunLog:
             waited_ms=waited if isinstance(waited, int) and not isinstance(waited, bool) else None,
         )
         self._announce(summary)
+        with self._lock:
+            self._recorded += 1
+            trim = self._recorded % self._trim_every == 0
+        if trim:
+            self._trim(connection)
         return summary
+
+    def _trim(self, connection: duckdb.DuckDBPyConnection) -> None:
+        # one trim at a time (two deletes of the same rows would conflict); a trim that fails
+        # is retried at the next one and never fails the check that recorded the run
+        if not self._trimming.acquire(blocking=False):
+            return
+        try:
+            connection.execute(
+                "DELETE FROM flow_results WHERE run_id NOT IN "
+                "(SELECT run_id FROM flow_results ORDER BY recorded_ns DESC, run_id DESC LIMIT ?)",
+                [self._max_runs],
+            )
+        except duckdb.Error:
+            log.warning("trimming recorded runs failed; retried later", exc_info=True)
+        finally:
+            self._trimming.release()
 
     def runs(self, connection: duckdb.DuckDBPyConnection, query: RunQuery) -> list[RunSummary]:
         where: list[str] = []

@@ -44,6 +44,7 @@ class DuckDBSpanStore:
         retention_max_spans: int | None = None,
         retention_max_age_ns: int | None = None,
         memory_limit: str | None = None,
+        max_runs: int = 100_000,
     ) -> None:
         self.path = path
         self._connection = open_database(path, memory_limit=memory_limit)
@@ -59,7 +60,7 @@ class DuckDBSpanStore:
             retention_max_spans=retention_max_spans,
             retention_max_age_ns=retention_max_age_ns,
         )
-        self._runs = RunLog()
+        self._runs = RunLog(max_runs=max_runs)
         self._local = threading.local()
         self._readers: list[duckdb.DuckDBPyConnection] = []
         self._readers_lock = threading.Lock()

@@ -120,3 +120,11 @@ def test_runs_survive_a_restart(tmp_path: Path) -> None:
         record = second.run(run_id)
         assert record is not None
         assert record.summary.test_id == "t::kept"
+
+
+def test_only_the_newest_runs_are_kept(tmp_path: Path) -> None:
+    with DuckDBSpanStore(str(tmp_path / "runs.duckdb"), max_runs=10) as store:
+        ids = [store.record_run({"name": f"flow-{i}", "passed": True, "trace_id": None, "waited_ms": 1})
+               for i in range(25)]
+        kept = {r.run_id for r in store.runs(RunQuery(limit=100))}
+    assert kept == set(ids[-10:])
