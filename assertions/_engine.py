@@ -11,6 +11,7 @@ import fnmatch
 import time
 from collections.abc import Callable
 
+from tracebaton import FlowSpecError
 from tracebaton.collector import SpanStore, StoredSpan, TraceQuery
 
 from ._hops import (
@@ -84,7 +85,10 @@ class FlowEngine:
         until = started + (spec.wait.timeout_ns if timeout_ns is None else timeout_ns) / 1e9
         if trace_id is None:
             if spec.find is None:
-                raise ValueError("no trace id and no `find` in the spec: pass a trace id or add find:")
+                raise FlowSpecError(
+                    f"flow spec {spec.name!r}: no trace id was given and the spec has no `find:` "
+                    "section to look for one; pass trace_id, or add e.g. find: {root_service: frontend}"
+                )
             trace_id = self.find_trace(spec.find, until)
             if trace_id is None:
                 return self._not_found(spec, started)

@@ -240,3 +240,22 @@ def test_the_async_twin_judges_the_same_flow(collector: Collector) -> None:
     result = asyncio.run(scenario())
     assert result.passed
     assert result.trace_id is not None
+
+
+def test_a_check_with_neither_trace_id_nor_find_says_how_to_name_the_trace(collector: Collector) -> None:
+    from tracebaton import FlowSpecError
+
+    with pytest.raises(FlowSpecError, match=r"no trace id was given and the spec has no `find:`"):
+        collector.check({"name": "checkout", "expect": {"hops": ["frontend -> cart"]}})
+
+
+def test_find_locates_the_trace_when_no_id_is_given(collector: Collector) -> None:
+    flow, _ = run_flow(collector, "healthy")
+    spec = {
+        "name": "checkout",
+        "find": {"root_service": "test", "root_name": "flow checkout", "since": "1m"},
+        "expect": {"hops": ["cart -> inventory"], "errors": "any", "propagation": {"connected": False}},
+    }
+    result = collector.check(spec)
+    assert result.passed
+    assert result.trace_id == flow.trace_id, "the most recent matching trace"
