@@ -209,7 +209,7 @@ class _Run:
 
 def render_table(outcomes: list[Outcome]) -> str:
     """The demo's table: flow, expected verdict, verdict, culprit hop, and whether it matched."""
-    header = ("flow", "expected", "verdict", "culprit hop", "")
+    header = ("flow", "expected", "verdict", "culprit hop", "matched")
     rows = [header] + [
         (
             o.case.flow,

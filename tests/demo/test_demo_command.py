@@ -45,7 +45,7 @@ def processes_under(folder: Path) -> list[str]:
 
 def assert_table(stdout: str) -> None:
     lines = stdout.splitlines()
-    assert re.match(r"flow +expected +verdict +culprit hop$", lines[0]), lines[0]
+    assert re.match(r"flow +expected +verdict +culprit hop +matched$", lines[0]), lines[0]
     for case in (*CASES, *RACE_CASES):
         row = next((line for line in lines if line.startswith(case.flow + "  ")), None)
         assert row is not None, f"no row for {case.flow!r}:\n{stdout}"
