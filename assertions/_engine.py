@@ -22,6 +22,8 @@ from ._hops import (
     extract_hops,
     orphan_candidates,
     server_addresses,
+    unanswered,
+    unsettled,
 )
 from ._result import CheckResult, CheckState, FlowResult, HopKind, WaitedReason
 from ._selectors import header_values
@@ -137,7 +139,7 @@ class FlowEngine:
             ]
             settled = quiet and not waiting
             if not settled:
-                hops = extract_hops(trace, peers=spec.peers, known_addresses=self._addresses, settled=False)
+                hops = unsettled(hops)
             situation = Situation(
                 spec=spec,
                 trace=trace,
@@ -236,7 +238,7 @@ class FlowEngine:
 
 
 def _awaits_callee(hop: Hop) -> bool:
-    return hop.kind is HopKind.SYNC and hop.callee_span is None and not hop.broken
+    return hop.kind is HopKind.SYNC and unanswered(hop)
 
 
 def _correlation_values(trace: FlowTrace, headers: tuple[str, ...]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from tracebaton.collector import SpanKind, StoredSpan, call_address, served_address, served_at
 
 from ._result import HopKind
+from ._selectors import header_values
 from ._spec import HopPattern
 from ._trace import FlowTrace
 
@@ -179,8 +180,6 @@ def choose_stitch(
 
 
 def _carries(span: StoredSpan, correlation: Mapping[str, str]) -> bool:
-    from ._selectors import header_values
-
     for header, value in correlation.items():
         values = header_values(span.attributes, header)
         if values and value in values:
@@ -219,7 +218,9 @@ def extract_hops(
         elif is_hop_edge(parent, child):
             hops.append(_hop(parent, callee_of(trace, child)))
     hops.extend(_link_hops(trace))
-    hops.extend(_unanswered_hops(trace, peers or {}, known_addresses or {}, tentative=not settled))
+    hops.extend(_unanswered_hops(trace, peers or {}, known_addresses or {}))
+    if not settled:
+        hops = unsettled(hops)
     hops.sort(
         key=lambda h: (
             h.anchor.start_unix_nano,
@@ -228,6 +229,17 @@ def extract_hops(
         )
     )
     return hops
+
+
+def unanswered(hop: Hop) -> bool:
+    """A call whose callee span is not here (yet): named from an address or a peer."""
+    return hop.callee_span is None and not hop.broken
+
+
+def unsettled(hops: Iterable[Hop]) -> list[Hop]:
+    """The same hops before the flow settled: unanswered ones may still be renamed when
+    their callee span arrives, so universal checks hold them as tentative."""
+    return [dataclasses.replace(h, tentative=True) if unanswered(h) else h for h in hops]
 
 
 def _link_hops(trace: FlowTrace) -> list[Hop]:
@@ -251,8 +263,6 @@ def _unanswered_hops(
     trace: FlowTrace,
     peers: Mapping[str, str],
     known_addresses: Mapping[tuple[str, int], str],
-    *,
-    tentative: bool,
 ) -> list[Hop]:
     """Dangling calls that broken propagation did not explain: a known service whose span is
     missing (refused, timed out before it started), else an uninstrumented peer."""
@@ -279,7 +289,6 @@ def _unanswered_hops(
                     call.span,
                     None,
                     detail=f"no span of {callee} answered this call",
-                    tentative=tentative,
                 )
             )
             continue
@@ -295,7 +304,6 @@ def _unanswered_hops(
                     call.span,
                     None,
                     detail="uninstrumented peer",
-                    tentative=tentative,
                 )
             )
     return hops

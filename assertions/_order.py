@@ -84,7 +84,3 @@ def hop_relation(trace: FlowTrace, x: Hop, y: Hop) -> Relation:
 def _inside(trace: FlowTrace, span: StoredSpan, container: StoredSpan) -> bool:
     return any(a.span_id == container.span_id for a in trace.ancestors(span))
 
-
-def nested_in(trace: FlowTrace, inner: Hop, outer: Hop) -> bool:
-    """Whether `inner` was made while serving `outer` (its anchor sits under outer's callee)."""
-    return outer.callee_span is not None and _inside(trace, inner.anchor, outer.callee_span)
