@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SOURCES := $(shell find core collector assertions api dashboards demo -type f \( -name '*.py' -o -path 'dashboards/static/*' -o -path 'demo/flows/*' \) 2>/dev/null | sort)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)-$(shell echo $(SOURCES) | sha1sum | cut -c1-10)
 
-.PHONY: install demo serve test test-slow bench lint typecheck wheel-check clean
+.PHONY: install demo serve test test-slow bench lint typecheck node-deps wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,18 @@ lint: install
 typecheck: install
 	$(BIN)/mypy -p tracebaton
 
-test: lint typecheck
+# The interop tests' Node.js service (OpenTelemetry JS SDK), from its lock file; without npm
+# those tests skip and say why (under CI they fail instead: .ci/run checks for npm first).
+NODE_DEPS := tests/interop/node/node_modules/.package-lock.json
+
+$(NODE_DEPS): tests/interop/node/package-lock.json
+	npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
+
+node-deps:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(NODE_DEPS); \
+	else echo "npm not found: the Node.js interop tests will be skipped"; fi
+
+test: lint typecheck node-deps
 	$(BIN)/pytest
 
 test-slow: install
