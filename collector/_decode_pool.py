@@ -39,9 +39,9 @@ def _table(data: bytes) -> pa.Table:
 
 def decode_in_worker(body: bytes, content_type: str) -> _Encoded:
     """Runs in a worker process; OtlpDecodeError travels back to the caller as is."""
-    from ._ingest import decode_request
+    from ._ingest import protobuf_body
 
-    batch = span_batch(decode_request(body, content_type))
+    batch = span_batch(protobuf_body(body, content_type))
     return (_ipc(batch.spans), _ipc(batch.links) if batch.links is not None else None,
             batch.resources, batch.scopes, batch.trace_ids, batch.rejected_spans,
             batch.rejection_message)

@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tracebaton import OtlpDecodeError
 
+from ._columns import span_batch
 from ._model import IngestResult
 from ._otlp_json_decode import decode_export_request_json
 from ._store import DuckDBSpanStore
@@ -75,16 +76,23 @@ class GzipInflater:
         return bytes(self._out)
 
 
-def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+def protobuf_body(body: bytes, content_type: str) -> bytes:
+    """The request as protobuf bytes that are known to parse, attributes and events included.
+
+    A protobuf body is parsed whole once, only to be checked: the store keeps each span's
+    bytes as sent (see `_column_messages`), and a span that would not decode when read
+    must be refused now, while the exporter can still hear of it.
+    """
     if content_type == PROTOBUF:
         try:
-            return ExportTraceServiceRequest.FromString(body)
+            ExportTraceServiceRequest.FromString(body)
         except DecodeError as error:
             raise OtlpDecodeError(
                 f"body is not an OTLP ExportTraceServiceRequest in protobuf ({error}); "
                 "send a serialized request, or OTLP/JSON with Content-Type application/json"
             ) from None
-    return decode_export_request_json(body)
+        return body
+    return bytes(decode_export_request_json(body).SerializeToString())
 
 
 # One request is decoded at a time. DuckDB's Python client takes the GIL back after every
@@ -104,7 +112,7 @@ def decode_and_submit(store: DuckDBSpanStore, body: bytes, content_type: str,
         if pool is not None:
             return store.ingest_batch(pool.decode(body, content_type))
         with _DECODE_SLOT:
-            return store.ingest(decode_request(body, content_type))
+            return store.ingest_batch(span_batch(protobuf_body(body, content_type)))
 
 
 def export_response(result: IngestResult) -> ExportTraceServiceResponse:

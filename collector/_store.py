@@ -112,7 +112,7 @@ class DuckDBSpanStore:
 
         Raises StoreSaturatedError at once when the queue is full (answer 503/UNAVAILABLE).
         """
-        return self.ingest_batch(span_batch(request))
+        return self.ingest_batch(span_batch(request.SerializeToString()))
 
     def ingest_batch(self, batch: SpanBatch) -> Future[IngestResult]:
         """`ingest` for a request already turned into columns (by a decoding worker)."""
