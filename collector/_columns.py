@@ -145,7 +145,7 @@ def _statuses(encoded: Sequence[bytes]) -> tuple[pa.Array, pa.Array]:
     return codes.take(distinct.indices), messages.take(distinct.indices)
 
 
-def span_batch(body: bytes) -> SpanBatch:
+def span_batch(body: bytes | bytearray) -> SpanBatch:
     """Columns for every span with valid ids; the others are counted and described.
 
     `body` is a serialized ExportTraceServiceRequest that already parsed as one (so it

@@ -78,8 +78,7 @@ def _decode_reply(body: bytearray, content_type: bytes) -> list[Any]:
     from ._ingest import JSON, PROTOBUF, protobuf_body
 
     try:
-        batch = span_batch(protobuf_body(
-            bytes(body) if content_type == _JSON else body, JSON if content_type == _JSON else PROTOBUF))
+        batch = span_batch(protobuf_body(body, JSON if content_type == _JSON else PROTOBUF))
     except OtlpDecodeError as error:
         text = str(error).encode()
         return [_REPLY.pack(_DECODE_ERROR, len(text), 0, 0), text]

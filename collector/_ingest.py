@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import zlib
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -76,7 +76,7 @@ class GzipInflater:
         return bytes(self._out)
 
 
-def protobuf_body(body: bytes, content_type: str) -> bytes:
+def protobuf_body(body: bytes | bytearray, content_type: str) -> bytes | bytearray:
     """The request as protobuf bytes that are known to parse, attributes and events included.
 
     A protobuf body is parsed whole once, only to be checked: the store keeps each span's
@@ -85,14 +85,15 @@ def protobuf_body(body: bytes, content_type: str) -> bytes:
     """
     if content_type == PROTOBUF:
         try:
-            ExportTraceServiceRequest.FromString(body)
+            # upb reads any buffer; the stubs say bytes (a worker receives into a bytearray)
+            ExportTraceServiceRequest.FromString(cast(bytes, body))
         except DecodeError as error:
             raise OtlpDecodeError(
                 f"body is not an OTLP ExportTraceServiceRequest in protobuf ({error}); "
                 "send a serialized request, or OTLP/JSON with Content-Type application/json"
             ) from None
         return body
-    return bytes(decode_export_request_json(body).SerializeToString())
+    return bytes(decode_export_request_json(bytes(body)).SerializeToString())
 
 
 # One request is decoded at a time. DuckDB's Python client takes the GIL back after every
