@@ -65,6 +65,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of the server and its live child processes (the decoding workers)."""
+    total = cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    total += cpu_seconds(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
 def send_all(address: str, bodies: list[bytes], senders: int) -> float:
     """Send every body once over `senders` concurrent streams; returns elapsed seconds."""
     channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)])
@@ -164,13 +178,16 @@ def main() -> None:
     requests = [ExportTraceServiceRequest.FromString(body) for body in bodies[-3:]]
 
     rates, rss, p50s, p99s, server_cores, client_cores, fetch_p50s = [], [], [], [], [], [], []
+    cpu_per_span: list[float] = []
     for round_no in range(args.rounds):
         with tempfile.TemporaryDirectory() as folder:
             process, addresses = start_server(Path(folder) / "bench.duckdb")
             try:
                 server_before, client_before = cpu_seconds(process.pid), time.process_time()
+                tree_before = tree_cpu_seconds(process.pid)
                 elapsed = send_all(addresses["grpc"], bodies, args.senders)
                 server_cores.append((cpu_seconds(process.pid) - server_before) / elapsed)
+                cpu_per_span.append((tree_cpu_seconds(process.pid) - tree_before) / total_spans * 1e6)
                 client_cores.append((time.process_time() - client_before) / elapsed)
                 rates.append(total_spans / elapsed)
                 rss.append(peak_rss_mib(process.pid))
@@ -185,7 +202,8 @@ def main() -> None:
                 process.wait(120)
         print(f"round {round_no + 1}: {rates[-1]:,.0f} spans/s, peak RSS {rss[-1]:,.0f} MiB, "
               f"light-load p50 {p50s[-1]:.1f} ms p99 {p99s[-1]:.1f} ms; CPU server {server_cores[-1]:.2f} "
-              f"cores, sender {client_cores[-1]:.2f} cores; trace fetch p50 {fetch_p50s[-1]:.1f} ms among "
+              f"cores ({cpu_per_span[-1]:.1f} µs a span with decoding workers), sender "
+              f"{client_cores[-1]:.2f} cores; trace fetch p50 {fetch_p50s[-1]:.1f} ms among "
               f"{total_spans:,} spans", file=sys.stderr, flush=True)
 
     rate = statistics.median(rates)
@@ -202,6 +220,7 @@ def main() -> None:
         "light_load_latency_ms_p99_median": round(statistics.median(p99s), 2),
         "trace_fetch_ms_p50_median": round(statistics.median(fetch_p50s), 2),
         "server_cores_busy_median": round(statistics.median(server_cores), 2),
+        "server_and_workers_cpu_us_per_span_median": round(statistics.median(cpu_per_span), 2),
         "sender_cores_busy_median": round(statistics.median(client_cores), 2),
         "cpu_count": os.cpu_count(),
     }
