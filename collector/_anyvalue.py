@@ -66,9 +66,12 @@ def _typed_candidates(wanted: str | int | float | bool) -> list[AnyValue | None]
 def attribute_patterns(key: str, wanted: str | int | float | bool) -> list[bytes]:
     """Byte strings, one of which occurs in the body of every span holding key=wanted.
 
-    upb serializes a parsed span canonically, so an attribute `key=value` appears in the
-    stored body as the exact bytes of `KeyValue(key, value)`. A pattern may also match
-    inside an event or a nested value: it is a prefilter, and `matches` decides.
+    The stored body is the span as the exporter encoded it. Every OTLP exporter in use
+    (the SDKs' protobuf encoders, the Collector's) writes fields in number order with
+    minimal lengths, as upb does, so an attribute `key=value` appears in the body as the
+    exact bytes of `KeyValue(key, value)`; OTLP/JSON is re-encoded by upb on the way in.
+    A pattern may also match inside an event or a nested value: it is a prefilter, and
+    `matches` decides.
     """
     key_only = KeyValue(key=key).SerializeToString()
     if wanted == PRESENT:

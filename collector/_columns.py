@@ -2,8 +2,9 @@
 
 Reading attributes one by one costs about a microsecond each in Python, ten times the
 rest of a span. So only the fields that queries filter on become columns; the span
-itself is kept as its serialized protobuf (`body`), which keeps every attribute, event
-and link with its OTLP type and is decoded when a trace is read. Attribute equality
+itself is kept as the protobuf bytes the exporter sent (`body`, sliced out of the request
+by `_column_messages` without a copy through Python objects), which keeps every
+attribute, event and link with its OTLP type and is decoded when a trace is read. Attribute equality
 search runs over those bodies (see `_anyvalue.attribute_patterns`).
 """
 
