@@ -3,9 +3,9 @@
 Reading attributes one by one costs about a microsecond each in Python, ten times the
 rest of a span. So only the fields that queries filter on become columns; the span
 itself is kept as the protobuf bytes the exporter sent (`body`, sliced out of the request
-by `_column_messages` without a copy through Python objects), which keeps every
-attribute, event and link with its OTLP type and is decoded when a trace is read. Attribute equality
-search runs over those bodies (see `_anyvalue.attribute_patterns`).
+in C by `_column_messages`, never encoded again), which keeps every attribute, event and
+link with its OTLP type and is decoded when a trace is read. Attribute equality search
+runs over those bodies (see `_anyvalue.attribute_patterns`).
 """
 
 from __future__ import annotations
@@ -180,11 +180,12 @@ def span_batch(body: bytes | bytearray) -> SpanBatch:
 
     # A column at a time, each read a C call per span: reads in bytecode, or whole rows
     # transposed afterwards, cost half as much again.
-    columns = [list(map(field, spans)) for field in _SPAN_FIELDS]
-    trace_ids = pa.array(columns[0], pa.binary())
-    span_ids = pa.array(columns[1], pa.binary())
-    parents = pa.array(columns[2], pa.binary())
-    codes, messages = _statuses(columns[9])
+    (trace_id_values, span_id_values, parent_values, trace_states, flags, names, kinds, starts, ends,
+     statuses, span_links) = (list(map(field, spans)) for field in _SPAN_FIELDS)
+    trace_ids = pa.array(trace_id_values, pa.binary())
+    span_ids = pa.array(span_id_values, pa.binary())
+    parents = pa.array(parent_values, pa.binary())
+    codes, messages = _statuses(statuses)
     # An all-zero parent is how some SDKs write "no parent".
     no_parent = pc.or_(pc.equal(pc.binary_length(parents), _LENGTH_0),
                        pc.equal(parents, _ZERO_SPAN_ID_SCALAR))
@@ -193,12 +194,12 @@ def span_batch(body: bytes | bytearray) -> SpanBatch:
             trace_ids,
             span_ids,
             pc.if_else(no_parent, _NO_BINARY, parents),
-            pa.array(columns[3], pa.string()),
-            pa.array(columns[4], pa.uint32()),
-            pa.array(columns[5], pa.string()),
-            pa.array(columns[6], pa.int32()),
-            pa.array(columns[7], pa.uint64()),
-            pa.array(columns[8], pa.uint64()),
+            pa.array(trace_states, pa.string()),
+            pa.array(flags, pa.uint32()),
+            pa.array(names, pa.string()),
+            pa.array(kinds, pa.int32()),
+            pa.array(starts, pa.uint64()),
+            pa.array(ends, pa.uint64()),
             codes,
             messages,
             pa.array(services, pa.string()),
@@ -209,10 +210,9 @@ def span_batch(body: bytes | bytearray) -> SpanBatch:
         schema=SPAN_COLUMNS,
     )
     link_table = None
-    owners = [index for index, span_links in enumerate(columns[10]) if span_links
-              for _ in span_links]
+    owners = [index for index, links in enumerate(span_links) if links for _ in links]
     if owners:
-        pairs = [(link.trace_id, link.span_id) for span_links in columns[10] for link in span_links]
+        pairs = [(link.trace_id, link.span_id) for links in span_links for link in links]
         link_table = pa.Table.from_arrays(
             [trace_ids.take(owners), span_ids.take(owners),
              pa.array([p[0] for p in pairs], pa.binary()), pa.array([p[1] for p in pairs], pa.binary())],
@@ -232,7 +232,7 @@ def span_batch(body: bytes | bytearray) -> SpanBatch:
         if link_table is not None:
             link_table = link_table.filter(valid.take(owners))
             link_table = link_table if link_table.num_rows else None
-    stored_trace_ids = set(spans_table.column("trace_id").to_pylist()) if rejected else set(columns[0])
+    stored_trace_ids = set(spans_table.column("trace_id").to_pylist()) if rejected else set(trace_id_values)
     if link_table is not None:
         # a span linking into a trace wakes that trace's waiters: its flow now covers this one
         stored_trace_ids.update(link_table.column("linked_trace_id").to_pylist())
