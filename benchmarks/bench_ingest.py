@@ -3,7 +3,7 @@
     python benchmarks/bench_ingest.py [--spans 2000000] [--rounds 3] [--senders 8]
 
 Starts `tracebaton serve` on a fresh DuckDB file per round, sends pre-serialized requests
-from `shared/workloads/otlp_workload.py` (512 spans each) over gRPC from concurrent senders,
+from `tests/support/otlp_workload.py` (512 spans each) over gRPC from concurrent senders,
 and reports in one run:
 
 - end-to-end spans/s: first request sent to last acknowledged (an acknowledgement means
@@ -34,7 +34,7 @@ import grpc
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT.parent / "shared" / "workloads"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from otlp_workload import build_request, span_count  # noqa: E402
 

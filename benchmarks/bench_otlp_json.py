@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_otlp_json.py [--requests 50] [--rounds 5]
 
-Builds requests with the reference workload (shared/workloads/otlp_workload.py, 512 spans
+Builds requests with the reference workload (tests/support/otlp_workload.py, 512 spans
 each), encodes them once with each encoder, then times decoding all of them per round and
 prints the median spans/s of each decoder and their ratio. `json_format` parses proto3
 JSON (base64 ids), which is what it can read; the work is otherwise the same.
@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tracebaton.collector import decode_export_request_json, encode_export_request_json
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-WORKLOADS = REPO.parent / "shared" / "workloads"
+WORKLOADS = REPO / "tests" / "support"
 
 
 def _median_seconds(decode_all: Callable[[], None], rounds: int) -> float:

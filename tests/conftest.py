@@ -18,7 +18,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SUPPORT = Path(__file__).resolve().parent / "support"
-WORKLOADS = REPO.parent / "shared" / "workloads"
 
 
 @dataclasses.dataclass

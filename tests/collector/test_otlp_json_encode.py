@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import math
-import pathlib
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -24,23 +21,9 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 from otlp_json_helpers import I64_MAX, I64_MIN, OTLP_JSON_EXAMPLE, U64_MAX, assert_same, kv
+from support.otlp_workload import build_request
 
 from tracebaton.collector import decode_export_request_json, encode_export_request_json
-
-WORKLOAD = (
-    pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "workloads" / "otlp_workload.py"
-)
-
-
-def _workload() -> ModuleType:
-    if not WORKLOAD.is_file():
-        pytest.skip(f"the reference workload is not at {WORKLOAD.resolve()} (shared/ missing)")
-    spec = importlib.util.spec_from_file_location("otlp_workload", WORKLOAD)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _full_request() -> ExportTraceServiceRequest:
@@ -188,9 +171,8 @@ def test_example_round_trips_through_the_encoder() -> None:
 
 
 def test_reference_workload_round_trips() -> None:
-    workload = _workload()
     for seed in (0, 1, 7):
-        request = workload.build_request(seed=seed)
+        request = build_request(seed=seed)
         assert_same(decode_export_request_json(encode_export_request_json(request)), request)
 
 
@@ -236,7 +218,7 @@ def test_encoding_is_proto3_json_except_for_ids() -> None:
 
 
 def test_encoding_of_workload_matches_proto3_json_except_for_ids() -> None:
-    request = _workload().build_request(seed=3)
+    request = build_request(seed=3)
     assert orjson.loads(encode_export_request_json(request)) == _proto3_dict_with_hex_ids(request)
 
 

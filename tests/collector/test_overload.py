@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from conftest import SUPPORT, WORKLOADS, start_server
+from conftest import SUPPORT, start_server
 from test_sdk_overload import MAX_QUEUE_SIZE, SdkBurst, check_accounting, stored_by_service
 
 PROCESSES, THREADS = 4, [13, 13, 12, 12]          # 50 exporters
@@ -40,14 +40,12 @@ def _rss_mib(pid: int) -> float:
 
 @pytest.mark.slow
 def test_overload_is_refused_politely_and_loses_nothing(tmp_path: Path) -> None:
-    if not (WORKLOADS / "otlp_workload.py").is_file():
-        pytest.skip(f"the reference workload is not at {WORKLOADS} (shared/ missing)")
     db = tmp_path / "overload.duckdb"
     server = start_server(db, env={"TRACEBATON_MAX_PENDING_SPANS": str(MAX_PENDING_SPANS)})
     senders = [
         subprocess.Popen([sys.executable, str(SUPPORT / "overload_sender.py"), server.grpc,
-                          str(p * REQUESTS_PER_PROCESS), str(REQUESTS_PER_PROCESS), str(THREADS[p]),
-                          str(WORKLOADS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                          str(p * REQUESTS_PER_PROCESS), str(REQUESTS_PER_PROCESS), str(THREADS[p])],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for p in range(PROCESSES)
     ]
     for sender in senders:

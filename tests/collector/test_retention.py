@@ -35,7 +35,7 @@ import duckdb
 import grpc
 import httpx
 import pytest
-from conftest import SUPPORT, WORKLOADS, RunningServer, start_server
+from conftest import SUPPORT, RunningServer, start_server
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otlp_requests import new_trace_id
 
@@ -55,9 +55,6 @@ PIN_SPEC = {
 }
 _PASS = re.compile(r"retention: pruned (\d+) spans \(arrived before (\d+)\) in (\d+) ms, longest commit "
                    r"(\d+) ms; (\d+) spans stored, (\d+) traces pinned; (\d+) resources")
-
-pytestmark = pytest.mark.skipif(not (WORKLOADS / "otlp_workload.py").is_file(),
-                                reason=f"the reference workload is not at {WORKLOADS} (shared/ missing)")
 
 
 @dataclasses.dataclass
@@ -163,8 +160,8 @@ class Sender:
     @classmethod
     def start(cls, server: RunningServer, spans_per_s: int, threads: int) -> Sender:
         process = subprocess.Popen(
-            [sys.executable, str(SUPPORT / "steady_sender.py"), server.grpc, str(spans_per_s), str(threads),
-             str(WORKLOADS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [sys.executable, str(SUPPORT / "steady_sender.py"), server.grpc, str(spans_per_s), str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert process.stdout is not None
         assert process.stdin is not None
         assert process.stdout.readline().strip() == "ready"

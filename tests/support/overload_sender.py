@@ -1,7 +1,7 @@
 """One process of an overload: N threads export distinct workload requests as fast as the
 server takes them, honouring UNAVAILABLE + RetryInfo, and report what was acknowledged.
 
-    python overload_sender.py ADDRESS FIRST_SEED COUNT THREADS WORKLOAD_DIR
+    python overload_sender.py ADDRESS FIRST_SEED COUNT THREADS
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import time
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from otlp_workload import build_request  # beside this script
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def main() -> None:
-    address, first, count, threads, workload = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5]
-    sys.path.insert(0, workload)
-    from otlp_workload import build_request
-
+    address, first, count, threads = sys.argv[1], *map(int, sys.argv[2:5])
     requests = [build_request(seed=seed) for seed in range(first, first + count)]
     bodies = [r.SerializeToString() for r in requests]
     expected = [collections.Counter(s.trace_id.hex() for rs in r.resource_spans for ss in rs.scope_spans

@@ -1,7 +1,7 @@
 """One process of steady ingest: the reference workload over OTLP/gRPC at a fixed rate, until
 told to stop, then a report of what was acknowledged.
 
-    python steady_sender.py ADDRESS SPANS_PER_S THREADS WORKLOAD_DIR [FIRST_REQUEST]
+    python steady_sender.py ADDRESS SPANS_PER_S THREADS [FIRST_REQUEST]
 
 Prints "ready", starts at the first line on stdin, stops at the second (or at EOF), and
 prints one JSON line: acknowledged spans, the first and last acknowledged request numbers,
@@ -23,17 +23,15 @@ import threading
 import time
 
 import grpc
+from otlp_workload import build_request, span_count  # beside this script
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 BASES = 8
 
 
 def main() -> None:
-    address, rate, threads, workload = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    first = int(sys.argv[5]) if len(sys.argv) > 5 else 0
-    sys.path.insert(0, workload)
-    from otlp_workload import build_request, span_count
-
+    address, rate, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     bases = [build_request(seed=seed) for seed in range(BASES)]
     spans_per_request = span_count(bases[0])
     interval = spans_per_request / rate  # seconds between requests, over all threads
