@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from tracebaton.collector import SpanKind, StoredSpan
 
-from ._hops import TEST_SERVICE, Hop, hop_matches
+from ._hops import Hop, hop_matches, names_test
 from ._order import Relation, hop_relation
 from ._result import CheckResult, CheckState
 from ._situation import Situation, Violation, existential, universal
@@ -109,14 +109,10 @@ def check_order(situation: Situation) -> CheckResult | None:
     return CheckResult("order", CheckState.PENDING)
 
 
-def _names_test(patterns: Iterable[HopPattern]) -> bool:
-    return any(TEST_SERVICE in (p.caller, p.callee) for p in patterns)
-
-
 def _exact_order(situation: Situation) -> CheckResult:
     groups = situation.spec.expect.hops
     patterns = [p for group in groups for p in group]
-    counted = [h for h in situation.hops if not h.from_test or _names_test(patterns)]
+    counted = [h for h in situation.hops if not h.from_test or names_test(patterns)]
     violations = [
         Violation(
             f"{hop.text}: not in the expected hops (order: exact)",

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from tracebaton.collector import SpanKind, StoredSpan, call_address, served_address, served_at
 
-from ._result import HopKind
+from ._result import HopKind, HopResult
 from ._selectors import header_values
 from ._spec import HopPattern
 from ._trace import FlowTrace
 
 TEST_SERVICE = "test"
-"""The reserved service of a flow's own root span."""
+"""The reserved service of a flow's own root span (DESIGN §6): its hops are listed but
+ignored by `*`, `exact` and `times` unless the spec names `test`."""
 
 _CALLERS = (SpanKind.CLIENT, SpanKind.PRODUCER)
 _CALLEES = (SpanKind.SERVER, SpanKind.CONSUMER)
@@ -66,16 +67,28 @@ class DanglingCall:
         return None if self.address is None else f"{self.address[0]}:{self.address[1]}"
 
 
-def hop_matches(pattern: HopPattern, hop: Hop) -> bool:
-    """`*` is any service, but not the test's own root unless the pattern names `test`."""
-    if pattern.asynchronous != hop.asynchronous:
+def hop_matches(pattern: HopPattern, hop: Hop | HopResult) -> bool:
+    """`*` is any service, but not the test's own root unless the pattern names `test`.
+
+    The one rule for whether a spec's hop names a seen one: the engine's checks ask it of a
+    `Hop`, the failure diff and the API's budget markers of a verdict's `HopResult`."""
+    if isinstance(hop, HopResult):
+        caller, callee, asynchronous = hop.caller_service, hop.callee_service, hop.kind is HopKind.ASYNC
+    else:
+        caller, callee, asynchronous = hop.caller, hop.callee, hop.asynchronous
+    if pattern.asynchronous != asynchronous:
         return False
     if pattern.caller == "*":
-        if hop.from_test:
+        if caller == TEST_SERVICE:
             return False
-    elif pattern.caller != hop.caller:
+    elif pattern.caller != caller:
         return False
-    return pattern.callee in ("*", hop.callee)
+    return pattern.callee in ("*", callee)
+
+
+def names_test(patterns: Iterable[HopPattern]) -> bool:
+    """Whether a spec's hops name the test's own service, which makes its hops count."""
+    return any(TEST_SERVICE in (p.caller, p.callee) for p in patterns)
 
 
 def is_hop_edge(parent: StoredSpan, child: StoredSpan) -> bool:

@@ -10,14 +10,16 @@ and actual hops, the span tree near the divergence, findings, and where to see i
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from tracebaton import format_duration_ns
+from tracebaton import FlowSpecError, format_duration_ns
 
+from ._hops import TEST_SERVICE, hop_matches, names_test
 from ._render_tree import plural, render_span_tree
 from ._result import CheckState, FlowResult, HopResult, HopStatus
+from ._spec import HopPattern
+from ._spec_values import parse_hop_pattern
 from ._trace import FlowTrace
 
 __all__ = ["render_hop_table", "render_verdict"]
@@ -26,8 +28,6 @@ DEFAULT_DB = ".tracebaton/last.duckdb"
 """Where the pytest plugin leaves an embedded run's store."""
 _CONTEXT = 2
 """Unchanged hops kept around each change, as in a unified diff."""
-_TEST_SERVICE = "test"
-_ARROW = re.compile(r"\s*(->|~>)\s*")
 _STATE_WORDS = {CheckState.FAIL: "FAIL", CheckState.PASS: "pass", CheckState.PENDING: "pending"}
 
 
@@ -103,34 +103,30 @@ class _DiffRow(NamedTuple):
     note: str = ""
 
 
-def _split_hop(text: str) -> tuple[str, str, str] | None:
-    parts = _ARROW.split(text.strip(), maxsplit=1)
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+def _pattern(text: str) -> HopPattern | None:
+    """An expected hop as the engine reads it; None for text that is no hop."""
+    try:
+        return parse_hop_pattern(text, where="expected_hops")
+    except FlowSpecError:
+        return None
 
 
 def _canonical(text: str) -> str:
     """Specs are written by hand (`cart->inventory`); hops by the engine (`cart -> inventory`)."""
-    parts = _split_hop(text)
-    return text.strip() if parts is None else " ".join(parts)
+    pattern = _pattern(text)
+    return text.strip() if pattern is None else str(pattern)
 
 
-def _matches(pattern: str, hop: str) -> bool:
-    want, got = _split_hop(pattern), _split_hop(hop)
-    if want is None or got is None:
-        return False
-    return want[1] == got[1] and want[0] in ("*", got[0]) and want[2] in ("*", got[2])
-
-
-def _diff_key(hop: HopResult, expected: Sequence[str]) -> str:
-    """What a seen hop is compared by: the expected entry it satisfies, or something no
-    expected entry equals (a broken or unexpected hop is never the hop the spec wanted)."""
+def _diff_key(hop: HopResult, patterns: Sequence[HopPattern]) -> str:
+    """What a seen hop is compared by: the expected entry it satisfies (its own text first),
+    or something no expected entry equals (a broken or unexpected hop is never the hop the
+    spec wanted)."""
     if hop.status is HopStatus.BROKEN:
         return "\0broken " + hop.hop
     if hop.status is HopStatus.UNEXPECTED:
         return "\0unexpected " + hop.hop
-    if _canonical(hop.hop) in expected:
-        return _canonical(hop.hop)
-    return next((p for p in expected if "*" in p and _matches(p, hop.hop)), _canonical(hop.hop))
+    satisfied = [str(p) for p in patterns if hop_matches(p, hop)]
+    return hop.hop if hop.hop in satisfied or not satisfied else satisfied[0]
 
 
 def _note(hop: HopResult) -> str:
@@ -149,35 +145,38 @@ def _hop_diff(result: FlowResult, full: bool) -> list[str]:
     for hop in result.hops:
         if hop.status is HopStatus.MISSING:
             missing.setdefault(_canonical(hop.hop), []).append(hop)
-    names_test = any((_split_hop(e) or ("",))[0] == _TEST_SERVICE for e in expected)
+    patterns = [p for p in map(_pattern, expected) if p is not None]
+    counts_test = names_test(patterns)
 
     def expected_row(text: str) -> _DiffRow:
         found = missing.get(_canonical(text))
         return _DiffRow("-", text, _note(found.pop(0)) if found else "")
 
-    def seen_row(hop: HopResult, key: str) -> _DiffRow:
+    def seen_row(hop: HopResult) -> _DiffRow:
         # Hops out of the test's own root span are context, not a divergence (DESIGN §6).
-        neutral = hop.caller_service == _TEST_SERVICE and not names_test
+        neutral = hop.caller_service == TEST_SERVICE and not counts_test
         return _DiffRow(" " if neutral else "+", hop.hop, _note(hop))
 
     wanted = [_canonical(text) for text in expected]
-    keys = [_diff_key(h, wanted) for h in seen]
+    keys = [_diff_key(h, patterns) for h in seen]
     rows: list[_DiffRow] = []
     matcher = difflib.SequenceMatcher(None, wanted, keys, autojunk=False)
     for op, e1, e2, s1, s2 in matcher.get_opcodes():
         if op == "equal":
             for hop, key in zip(seen[s1:s2], keys[s1:s2], strict=True):
-                note = _note(hop) or (f"[as {key}]" if key != _canonical(hop.hop) else "")
+                note = _note(hop) or (f"[as {key}]" if key != hop.hop else "")
                 rows.append(_DiffRow(" ", hop.hop, note))
             continue
         rows += [expected_row(text) for text in expected[e1:e2]]
-        rows += [seen_row(hop, key) for hop, key in zip(seen[s1:s2], keys[s1:s2], strict=True)]
+        rows += [seen_row(hop) for hop in seen[s1:s2]]
     # Missing hops the expected list does not account for (a `times` shortfall) go after
     # the last line of the same hop, where a reader looks for them.
+    row_keys = [_canonical(row.text) for row in rows]
     for text in sorted(missing):
         for hop in missing[text]:
-            at = max((i + 1 for i, row in enumerate(rows) if _canonical(row.text) == text), default=len(rows))
+            at = max((i + 1 for i, key in enumerate(row_keys) if key == text), default=len(rows))
             rows.insert(at, _DiffRow("-", hop.hop, _note(hop)))
+            row_keys.insert(at, text)
     return ["hops (- expected, + actual):", *_diff_lines(rows if full else _elide(rows))]
 
 

@@ -16,13 +16,14 @@ from spans import (
     choose_stitch,
     dangling_calls,
     flow_trace,
+    hop_matches,
     hop_rows,
     hops_of,
     judge,
     orphan_candidates,
 )
 
-from tracebaton.assertions import CheckState, HopKind
+from tracebaton.assertions import CheckState, HopKind, parse_flow_spec
 from tracebaton.collector import SpanKind, StoredSpan
 
 SKEW_NS = 5 * MS
@@ -500,3 +501,31 @@ def test_a_start_cut_to_the_millisecond_is_not_an_overlap() -> None:
     b2.call(frontend, "auth", "/verify", start_ms=10, end_ms=21.4)
     b2.call(frontend, "cart", "/cart", start_ms=20, end_ms=30)
     assert check(judge(spec, b2.spans), "order").state is CheckState.FAIL, "more than 1 ms is an overlap"
+
+
+# --- one rule for what a hop pattern names ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["* -> frontend", "test -> frontend", "test -> *", "* -> *", "* ~> email", "orders ~> *",
+     "frontend -> *", "gateway -> frontend", "orders -> email"],
+)
+def test_a_verdict_s_hops_match_a_pattern_as_the_engine_s_hops_do(pattern: str) -> None:
+    """The failure diff and the API ask `hop_matches` of a verdict's HopResults; the engine
+    of its Hops. `*` never names the test's own root, whichever is asked."""
+    b = FlowBuilder()
+    root = b.test_root()
+    b.call(root, "frontend", "/health", start_ms=1, end_ms=5)
+    _, gateway = b.call(root, "gateway", "/checkout", start_ms=10, end_ms=100)
+    _, frontend = b.call(gateway, "frontend", "/checkout", start_ms=20, end_ms=90)
+    _, orders = b.call(frontend, "orders", "/orders", start_ms=30, end_ms=60)
+    producer = b.producer("orders", "publish", parent=orders, start_ms=40, end_ms=41)
+    b.consumer("email", "send", parent=producer, start_ms=45, end_ms=50)
+    hops = hops_of(b.spans)
+    verdict = judge({}, b.spans).hops
+    assert [h.hop for h in verdict] == [h.text for h in hops]
+    parsed = parse_flow_spec({"name": "p", "expect": {"hops": [pattern]}}).expect.hops[0][0]
+    assert [hop_matches(parsed, h) for h in verdict] == [hop_matches(parsed, h) for h in hops]
+    if pattern.startswith("*"):
+        assert not any(hop_matches(parsed, h) for h in verdict if h.caller_service == "test")

@@ -11,6 +11,7 @@ import dataclasses
 import random
 
 import pytest
+from spans import FlowBuilder, judge
 
 from tracebaton.assertions._render import render_hop_table, render_verdict
 from tracebaton.assertions._result import (
@@ -408,6 +409,24 @@ hop table:
   orders ~> email      async  matched     a1b200000000001e  a1b200000000001f     20 ms
   email -> smtp        sync   matched     a1b2000000000020  a1b2000000000021     21 ms
 see it: tracebaton serve --db .tracebaton/last.duckdb, then open /flows/4bf92f3577b34da6a3ce929d0e0e4736"""
+
+
+def test_a_wildcard_in_the_diff_never_stands_for_the_test_s_own_hop() -> None:
+    flow = FlowBuilder()
+    root = flow.test_root()
+    flow.call(root, "frontend", "/health", start_ms=1, end_ms=5)
+    _, gateway = flow.call(root, "gateway", "/checkout", start_ms=10, end_ms=100)
+    flow.call(gateway, "frontend", "/checkout", start_ms=20, end_ms=90)
+    result = judge({"expect": {"hops": ["* -> frontend"]}}, flow.spans)
+    assert result.passed, "as the engine judges it, the gateway's call is the one `*` names"
+    assert render_verdict(result) == f"""\
+flow 'flow' passed · trace {T1} · waited 0 ns (settled)
+4 checks passed, 3 hops seen
+hops (- expected, + actual):
+  test -> frontend
+  test -> gateway
+  gateway -> frontend   [as * -> frontend]
+see it: tracebaton serve --db .tracebaton/last.duckdb, then open /flows/{T1}"""
 
 
 # --------------------------------------------------------------------------- structure
