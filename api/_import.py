@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.concurrency import run_in_threadpool
 
 from tracebaton import OtlpDecodeError
-from tracebaton.collector import IngestResult, SpanSink, SpanStore, decode_export_request_json
+from tracebaton.collector import PROTOBUF, IngestResult, SpanStore, decode_export_request_json
 
 from ._common import ERRORS, json_response
 from ._models import ImportResponse, Problem
@@ -90,8 +90,6 @@ def import_router(store: SpanStore) -> APIRouter:
     async def import_spans(request: Request) -> Response:
         """Store spans from a file: OTLP/JSON, or JSON Lines (the OpenTelemetry file exporter's
         format). All or nothing: a bad line is answered 400 with its number, storing nothing."""
-        if not isinstance(store, SpanSink):
-            raise HTTPException(501, "this store takes spans through its ingest tier, not by import")
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", ""):
             raise HTTPException(
@@ -99,7 +97,7 @@ def import_router(store: SpanStore) -> APIRouter:
             )
         body = await request.body()
         merged, count = await run_in_threadpool(parse_import, body)
-        future = await run_in_threadpool(store.ingest, merged)
+        future = await run_in_threadpool(store.ingest, merged.SerializeToString(), PROTOBUF)
         result: IngestResult = await asyncio.wrap_future(future)
         return json_response(
             {

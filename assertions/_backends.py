@@ -10,7 +10,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
 from tracebaton import ConfigurationError, StoreError
-from tracebaton.collector import SpanStore, StoredSpan, TraceQuery, TraceSummary
+from tracebaton.collector import PROTOBUF, SpanStore, StoredSpan, TraceQuery, TraceSummary
 
 from ._engine import FlowEngine
 from ._result import FlowResult
@@ -53,15 +53,16 @@ class FlowBackend(Protocol):
 class EmbeddedBackend:
     """A store in this process: the engine reads it directly, flow spans skip the network."""
 
-    def __init__(self, store: Any, *, otlp_http_endpoint: str, dashboard_url: str | None = None) -> None:
-        self.store: SpanStore = store
-        self._ingest = store.ingest
+    def __init__(self, store: SpanStore, *, otlp_http_endpoint: str,
+                 dashboard_url: str | None = None) -> None:
+        self.store = store
         self._engine = FlowEngine(store)
         self.otlp_http_endpoint = otlp_http_endpoint
         self.dashboard_url = dashboard_url
 
     def export_spans(self, spans: Sequence[ReadableSpan]) -> None:
-        result = self._ingest(encode_spans(spans)).result(_ACK_TIMEOUT_S)
+        body = encode_spans(spans).SerializeToString()
+        result = self.store.ingest(body, PROTOBUF).result(_ACK_TIMEOUT_S)
         if result.rejected_spans:
             raise StoreError(f"the store rejected the flow's own span: {result.error_message}")
 

@@ -122,7 +122,7 @@ class Collector(_FlowHost):
         ingest_token: str | None = None,
     ) -> None:
         self.settings = ServerSettings(
-            db=db,
+            store="duckdb:" + db,
             host=host,
             grpc_port=grpc_port,
             http_port=http_port,

@@ -60,7 +60,7 @@ class FlowEngine:
         """The most recent trace matching `find`, waiting for one until the monotonic deadline."""
         attributes = {k: v for k, v in find.attributes.items() if isinstance(v, str | int | float | bool)}
         while True:
-            sequence = self._store.sequence
+            cursor = self._store.cursor()
             query = TraceQuery(
                 service=find.root_service,
                 name=find.root_name,
@@ -76,7 +76,7 @@ class FlowEngine:
                 ):
                     continue
                 return summary.trace_id
-            if self._store.wait(None, until, after=sequence) is None and time.monotonic() >= until:
+            if self._store.wait(None, until, after=cursor) is None and time.monotonic() >= until:
                 return None
 
     def check(
@@ -114,7 +114,7 @@ class FlowEngine:
         stitches: dict[str, str] = {}
         stitched_traces: set[str] = set()
         while True:
-            sequence = self._store.sequence
+            cursor = self._store.cursor()
             final = time.monotonic() >= until
             trace_ids = self._flow_trace_ids(trace_id, stitched_traces)
             self._pin(trace_ids, pinned)
@@ -157,7 +157,7 @@ class FlowEngine:
                 wake = min(wake, time.monotonic() + (last + spec.wait.settle_ns - now) / 1e9)
             elif waiting:
                 wake = min(wake, time.monotonic() + (min(waiting) + grace - now) / 1e9)
-            self._store.wait(trace_ids, wake, after=sequence)
+            self._store.wait(trace_ids, wake, after=cursor)
 
     def _flow_trace_ids(self, trace_id: str, stitched: set[str]) -> list[str]:
         """The flow's trace, every trace linking into it (transitively) and stitched ones."""

@@ -1,18 +1,25 @@
-"""The collector: OTLP receivers and the span store.
+"""The collector: OTLP receivers and the span stores.
 
-Other components use only what is exported here: the `SpanStore` read protocol and its
-model, the embedded `DuckDBSpanStore`, and the receivers.
+Other components use only what is exported here: the `SpanStore` protocol (lifecycle,
+ingest, reads, waits) and its model, `open_store` that opens a store from its URL, and the
+receivers, which take any `SpanStore`. `DuckDBSpanStore` is the embedded default.
 """
 
 from __future__ import annotations
 
-from ._addresses import call_address, served_address, served_at
+import inspect as _inspect
+
+import tracebaton as _tracebaton
+
+from ._addresses import call_address, parse_call_target, served_address, served_at
 from ._decode_pool import DecodePool
 from ._grpc_receiver import GrpcReceiver
 from ._http_receiver import otlp_http_app
+from ._ids import trace_id_bytes
 from ._model import (
     AttributeValue,
     IngestResult,
+    Operation,
     RunQuery,
     RunRecord,
     RunSummary,
@@ -20,41 +27,60 @@ from ._model import (
     SpanKind,
     SpanLink,
     StatusCode,
+    StoreCapabilities,
     StoredSpan,
     TraceQuery,
     TraceSummary,
+    WaitCursor,
 )
+from ._open import StoreLocation, StoreOptions, duckdb_url, open_store, parse_store_url
 from ._otlp_json_decode import decode_export_request_json
 from ._otlp_json_encode import encode_export_request_json
 from ._otlp_spans import export_request_from_spans
-from ._protocol import SpanSink, SpanStore
+from ._protocol import JSON, PROTOBUF, SpanStore
 from ._runs import is_run_id
 from ._store import DuckDBSpanStore
 
 __all__ = [
+    "JSON",
+    "PROTOBUF",
     "AttributeValue",
     "DecodePool",
     "DuckDBSpanStore",
     "GrpcReceiver",
     "IngestResult",
+    "Operation",
     "RunQuery",
     "RunRecord",
     "RunSummary",
     "SpanEvent",
     "SpanKind",
     "SpanLink",
-    "SpanSink",
     "SpanStore",
     "StatusCode",
+    "StoreCapabilities",
+    "StoreLocation",
+    "StoreOptions",
     "StoredSpan",
     "TraceQuery",
     "TraceSummary",
+    "WaitCursor",
     "call_address",
     "decode_export_request_json",
+    "duckdb_url",
     "encode_export_request_json",
     "export_request_from_spans",
     "is_run_id",
+    "open_store",
     "otlp_http_app",
+    "parse_call_target",
+    "parse_store_url",
     "served_address",
     "served_at",
+    "trace_id_bytes",
 ]
+
+for _name in __all__:  # reported where users meet them (reprs, pickles), not in a private module
+    _value = globals().get(_name)
+    if isinstance(_value, type) or (callable(_value) and _inspect.isfunction(_inspect.unwrap(_value))):
+        _value.__module__ = "tracebaton" if _name in _tracebaton.__all__ else __name__

@@ -6,11 +6,22 @@ engine uses it to name the target of a CLIENT span whose callee never joined its
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 from ._model import Attributes
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$")
+
+
+def parse_call_target(target: str) -> tuple[str, int] | None:
+    """A call target as `SpanStore.roots` takes it: `host:port` (an IPv6 host in brackets)
+    is an address; anything else is a service name, and gives None."""
+    match = _HOST_PORT.match(target)
+    if match and 0 < int(match.group(2)) <= 65535:
+        return match.group(1).strip("[]"), int(match.group(2))
+    return None
 
 
 def url_address(url: str) -> tuple[str, int] | None:

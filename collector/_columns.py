@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from ._column_messages import ColumnRequest, ColumnStatus, RawRequest
+from ._model import IngestResult
 
 SPAN_COLUMNS = pa.schema([
     ("trace_id", pa.binary()),
@@ -69,6 +70,9 @@ class SpanBatch:
     @property
     def span_count(self) -> int:
         return int(self.spans.num_rows)
+
+    def ingest_result(self) -> IngestResult:
+        return IngestResult(self.span_count, self.rejected_spans, self.rejection_message)
 
 
 def content_id(data: bytes) -> int:

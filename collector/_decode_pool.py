@@ -30,6 +30,8 @@ import pyarrow as pa
 from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
 
 from ._columns import SpanBatch, span_batch
+from ._decode import protobuf_body
+from ._protocol import JSON, PROTOBUF
 
 log = logging.getLogger("tracebaton.collector")
 
@@ -75,8 +77,6 @@ def _send(sock: socket.socket, parts: list[Any]) -> None:
 
 
 def _decode_reply(body: bytearray, content_type: bytes) -> list[Any]:
-    from ._ingest import JSON, PROTOBUF, protobuf_body
-
     try:
         batch = span_batch(protobuf_body(body, JSON if content_type == _JSON else PROTOBUF))
     except OtlpDecodeError as error:
@@ -130,7 +130,7 @@ class _Worker:
 
     def submit(self, body: bytes, content_type: str) -> Future[SpanBatch]:
         future: Future[SpanBatch] = Future()
-        kind = _JSON if content_type == "application/json" else _PROTOBUF
+        kind = _JSON if content_type == JSON else _PROTOBUF
         with self._send_lock:
             if self.broken:
                 raise EOFError("the worker is gone")

@@ -20,9 +20,8 @@ from grpc_status import rpc_status
 from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
 
 from ._auth import UNAUTHORIZED, bearer_matches
-from ._decode_pool import DecodePool
-from ._ingest import PROTOBUF, decode_and_submit, export_response
-from ._store import DuckDBSpanStore
+from ._ingest import export_response
+from ._protocol import PROTOBUF, SpanStore
 
 log = logging.getLogger("tracebaton.collector")
 
@@ -51,12 +50,10 @@ def _unavailable(message: str, retry_after_s: float) -> Any:
 
 
 class GrpcReceiver:
-    def __init__(self, store: DuckDBSpanStore, *, host: str, port: int, max_body_bytes: int,
-                 max_workers: int = 32, decode_pool: DecodePool | None = None,
-                 ingest_token: str | None = None) -> None:
+    def __init__(self, store: SpanStore, *, host: str, port: int, max_body_bytes: int,
+                 max_workers: int = 32, ingest_token: str | None = None) -> None:
         self._store = store
         self._token = ingest_token
-        self._pool = decode_pool
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._host = host
         self._server = grpc.server(
@@ -95,7 +92,7 @@ class GrpcReceiver:
             if not bearer_matches(header, self._token):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHORIZED)
         try:
-            result = decode_and_submit(self._store, raw, PROTOBUF, self._pool).result()
+            result = self._store.ingest(raw, PROTOBUF).result()
         except OtlpDecodeError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except StoreSaturatedError as error:

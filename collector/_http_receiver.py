@@ -23,18 +23,9 @@ from starlette.routing import Route
 from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
 
 from ._auth import UNAUTHORIZED, bearer_matches
-from ._decode_pool import DecodePool
-from ._ingest import (
-    JSON,
-    PROTOBUF,
-    BodyTooLargeError,
-    GzipInflater,
-    decode_and_submit,
-    export_response,
-    too_large_message,
-)
+from ._ingest import BodyTooLargeError, GzipInflater, export_response, too_large_message
 from ._model import IngestResult
-from ._store import DuckDBSpanStore
+from ._protocol import JSON, PROTOBUF, SpanStore
 
 log = logging.getLogger("tracebaton.collector")
 
@@ -85,8 +76,8 @@ async def _read_body(request: Request, encoding: str, limit: int) -> bytes:
     return bytes(received)
 
 
-def otlp_http_app(store: DuckDBSpanStore, *, max_body_bytes: int,
-                  decode_pool: DecodePool | None = None, ingest_token: str | None = None) -> Starlette:
+def otlp_http_app(store: SpanStore, *, max_body_bytes: int,
+                  ingest_token: str | None = None) -> Starlette:
     async def export(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         authorization = request.headers.get("authorization")
@@ -105,7 +96,7 @@ def otlp_http_app(store: DuckDBSpanStore, *, max_body_bytes: int,
                 f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding")
         try:
             body = await _read_body(request, encoding, max_body_bytes)
-            future = await run_in_threadpool(decode_and_submit, store, body, content_type, decode_pool)
+            future = await run_in_threadpool(store.ingest, body, content_type)
             result: IngestResult = await asyncio.wrap_future(future)
         except BodyTooLargeError as error:
             return _status_response(content_type, 413, code_pb2.RESOURCE_EXHAUSTED, str(error))

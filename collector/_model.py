@@ -182,3 +182,51 @@ class RunQuery:
     """Runs of this trace, or with it among the traces the flow covered."""
     since_unix_nano: int | None = None
     limit: int = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Operation:
+    """A span name a service has used, with its kind (the Jaeger query API lists both)."""
+
+    name: str
+    kind: SpanKind
+
+
+class WaitCursor:
+    """A position in one store's arrivals: take it with `SpanStore.cursor()` before a read,
+    give it back to `wait(after=...)`. Opaque: only the store that made it reads it (a
+    commit number for DuckDB; an insert-time watermark where arrivals are polled)."""
+
+    __slots__ = ("_position", "_store")
+
+    def __init__(self, store: object, position: object) -> None:
+        self._store = store
+        self._position = position
+
+    def position_for(self, store: object) -> object:
+        """The position, for the store that made it; a cursor from another store is a bug."""
+        if store is not self._store:
+            raise ValueError("this wait cursor comes from another store; take one with cursor() on "
+                             "the store you wait on")
+        return self._position
+
+    def __repr__(self) -> str:
+        return f"WaitCursor({self._position!r})"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoreCapabilities:
+    """What a store's schema and engine can do. The flow engine turns a missing capability
+    into findings, and the conformance suite selects its tests by these, never by name."""
+
+    typed_attributes: bool
+    """Attribute, event and link values keep their OTLP types (an int stays an int); without
+    it they read back as strings and an expected value matches its string form."""
+    remote_parent_flags: bool
+    """Spans keep OTLP's is-remote flag bits, so a hop is known from its edge alone."""
+    retention_by_span_count: bool
+    """The store applies `retention_max_spans` and `retention_max_age` itself, oldest first,
+    sparing pinned traces (ClickHouse leaves retention to its tables' TTL instead)."""
+    instant_wake: bool
+    """`wait` wakes the moment an arrival commits, for every writer; without it, arrivals
+    written by another process are seen by bounded polling."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -15,8 +14,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ._addresses import served_at
 from ._anyvalue import attribute_dict, attribute_patterns, attributes_match
+from ._ids import ResentSpans, trace_id_bytes
 from ._model import (
     Attributes,
+    Operation,
     SpanEvent,
     SpanKind,
     SpanLink,
@@ -26,7 +27,6 @@ from ._model import (
     TraceSummary,
 )
 
-_HEX_TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 _SPAN_SELECT = (
     "SELECT s.trace_id, s.span_id, s.parent_span_id, s.service, s.resource_id, s.scope_id, "
     "s.body, s.arrival_ns FROM spans s"
@@ -34,12 +34,6 @@ _SPAN_SELECT = (
 # Prefilter over bodies: both sides go through the same decoding, so equal bytes give
 # equal text (see _anyvalue.attribute_patterns); exact matching happens in Python.
 _BODY_CONTAINS = "contains(decode(s.body, 'replace'), decode(?::BLOB, 'replace'))"
-
-
-def trace_id_bytes(trace_id: str) -> bytes:
-    if not isinstance(trace_id, str) or not _HEX_TRACE_ID.match(trace_id):
-        raise ValueError(f"trace id {trace_id!r} is not 32 hex digits")
-    return bytes.fromhex(trace_id)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -89,12 +83,11 @@ class SpanReader:
     def _spans(self, rows: Sequence[tuple[Any, ...]]) -> list[StoredSpan]:
         self._lookup_bodies("resources", "resource_id", {r[4] for r in rows}, self._resource_bodies)
         self._lookup_bodies("scopes", "scope_id", {r[5] for r in rows}, self._scope_bodies)
-        seen: set[tuple[bytes, bytes]] = set()
+        resent = ResentSpans()
         out: list[StoredSpan] = []
         for trace_id, span_id, parent_id, service, resource_id, scope_id, body, arrival in rows:
-            if (span_id, body) in seen:
-                continue  # a re-sent span: an exporter retried a request we had committed
-            seen.add((span_id, body))
+            if not resent.first(span_id, body):
+                continue
             span = Span.FromString(body)
             resource_body = self._resource_bodies.get(resource_id)
             scope_body = self._scope_bodies.get(scope_id)
@@ -177,6 +170,19 @@ class SpanReader:
             [trace_id_bytes(trace_id)],
         ).fetchall()
         return [row[0].hex() for row in rows]
+
+    def services(self) -> list[str]:
+        # Every span's service has its resource row (written in the span's commit); that
+        # table is a row per service instance, not per span.
+        rows = self._connection.execute(
+            "SELECT DISTINCT service FROM resources WHERE service IS NOT NULL ORDER BY service").fetchall()
+        return [row[0] for row in rows]
+
+    def operations(self, service: str) -> list[Operation]:
+        rows = self._connection.execute(
+            "SELECT DISTINCT name, kind FROM spans WHERE service = ? ORDER BY name, kind", [service]
+        ).fetchall()
+        return [Operation(name, _kind(kind)) for name, kind in rows]
 
     def span_count(self) -> int:
         row = self._connection.execute("SELECT count(*) FROM spans").fetchone()

@@ -2,39 +2,62 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, cast
 
 import duckdb
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tracebaton import StoreClosedError
 
+from ._addresses import parse_call_target
 from ._arrivals import ArrivalBoard
-from ._columns import SpanBatch, span_batch
+from ._columns import span_batch
+from ._decode import protobuf_body
+from ._decode_pool import DecodePool
+from ._ids import trace_id_bytes
 from ._maintenance import Maintenance, PinSet
-from ._model import IngestResult, RunQuery, RunRecord, RunSummary, StoredSpan, TraceQuery, TraceSummary
-from ._reads import SpanReader, trace_id_bytes
+from ._model import (
+    IngestResult,
+    Operation,
+    RunQuery,
+    RunRecord,
+    RunSummary,
+    StoreCapabilities,
+    StoredSpan,
+    TraceQuery,
+    TraceSummary,
+    WaitCursor,
+)
+from ._protocol import PROTOBUF
+from ._reads import SpanReader
 from ._runs import RunLog
 from ._schema import open_database
 from ._writer import CommitWriter
 
 log = logging.getLogger("tracebaton.collector")
 
-_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$")
+
+# One request is decoded in this process at a time. DuckDB's Python client takes the GIL
+# back after every execution task to check for Ctrl-C; with several decoding threads
+# holding the GIL in turn, each of those checks waits out a switch interval and a 10 ms
+# commit takes 200 ms. Decoding one request at a time leaves the writer one rival, not
+# thirty-two. (`serve` decodes in worker processes instead: `decode_workers`.)
+_DECODE_SLOT = threading.Lock()
 
 
 class DuckDBSpanStore:
     """Spans in one DuckDB file (or `:memory:`), written by one thread, read by any.
 
-    Lifecycle as in OpenTelemetry: `start()`, `force_flush()`, `shutdown()`. Also a
-    context manager.
+    A `SpanStore`. Lifecycle as in OpenTelemetry: `start()`, `force_flush()`,
+    `shutdown()`; also a context manager. With `decode_workers`, requests are decoded in
+    that many worker processes (started by `start()`), off the writer's GIL.
     """
+
+    capabilities = StoreCapabilities(
+        typed_attributes=True, remote_parent_flags=True, retention_by_span_count=True, instant_wake=True)
 
     def __init__(
         self,
@@ -45,8 +68,11 @@ class DuckDBSpanStore:
         retention_max_age_ns: int | None = None,
         memory_limit: str | None = None,
         max_runs: int = 100_000,
+        decode_workers: int = 0,
     ) -> None:
         self.path = path
+        self._decode_workers = decode_workers
+        self._decode_pool: DecodePool | None = None
         self._connection = open_database(path, memory_limit=memory_limit)
         self._board = ArrivalBoard()
         self._writer = CommitWriter(
@@ -70,7 +96,11 @@ class DuckDBSpanStore:
     # lifecycle ---------------------------------------------------------------------
 
     def start(self) -> DuckDBSpanStore:
+        if self._closed:
+            raise StoreClosedError("the store is shut down; open a new one")
         if not self._started:
+            if self._decode_workers:
+                self._decode_pool = DecodePool(self._decode_workers).start()
             self._writer.start()
             self._maintenance.start()
             self._started = True
@@ -82,9 +112,9 @@ class DuckDBSpanStore:
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
 
-    def force_flush(self, timeout_s: float = 30.0) -> bool:
-        """Wait until everything submitted so far is committed."""
-        return self._writer.flush(timeout_s)
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until everything ingested so far is committed and readable."""
+        return self._writer.flush(timeout_millis / 1000)
 
     def shutdown(self) -> None:
         if self._closed:
@@ -93,6 +123,8 @@ class DuckDBSpanStore:
         if self._started:
             self._writer.shutdown()
             self._maintenance.shutdown()
+        if self._decode_pool is not None:
+            self._decode_pool.shutdown()
         self._board.close()
         try:
             if self.path != ":memory:":
@@ -107,22 +139,16 @@ class DuckDBSpanStore:
 
     # ingest --------------------------------------------------------------------------
 
-    def ingest(self, request: ExportTraceServiceRequest) -> Future[IngestResult]:
-        """Queue a decoded request; the future resolves once its spans are readable.
-
-        Raises StoreSaturatedError at once when the queue is full (answer 503/UNAVAILABLE).
-        """
-        return self.ingest_batch(span_batch(request.SerializeToString()))
-
-    def ingest_batch(self, batch: SpanBatch) -> Future[IngestResult]:
-        """`ingest` for a request already turned into columns (by a decoding worker)."""
+    def ingest(self, body: bytes, content_type: str = PROTOBUF) -> Future[IngestResult]:
         if self._closed:
-            raise StoreClosedError("the store is shut down")
-        return self._writer.submit(batch)
-
-    def announce(self) -> contextlib.AbstractContextManager[None]:
-        """Receivers wrap decoding in this, so the writer can group requests on their way."""
-        return self._writer.announce()
+            raise StoreClosedError("the store is shut down; nothing more is accepted")
+        with self._writer.announce():  # the writer holds a small group open for this one
+            if self._decode_pool is not None:
+                batch = self._decode_pool.decode(body, content_type)
+            else:
+                with _DECODE_SLOT:
+                    batch = span_batch(protobuf_body(body, content_type))
+            return self._writer.submit(batch)
 
     @property
     def pending_spans(self) -> int:
@@ -131,10 +157,10 @@ class DuckDBSpanStore:
     # reads -----------------------------------------------------------------------------
 
     def _reader(self) -> SpanReader:
+        if self._closed:
+            raise StoreClosedError("the store is shut down")
         reader: SpanReader | None = getattr(self._local, "reader", None)
         if reader is None:
-            if self._closed:
-                raise StoreClosedError("the store is shut down")
             cursor = self._connection.cursor()
             with self._readers_lock:
                 self._readers.append(cursor)
@@ -149,14 +175,19 @@ class DuckDBSpanStore:
         return self._reader().traces(query)
 
     def roots(self, target: str, start_unix_nano: int, end_unix_nano: int) -> list[StoredSpan]:
-        match = _HOST_PORT.match(target)
-        if match and 0 < int(match.group(2)) <= 65535:
-            address = (match.group(1).strip("[]"), int(match.group(2)))
+        address = parse_call_target(target)
+        if address is not None:
             return self._reader().roots(None, address, start_unix_nano, end_unix_nano)
         return self._reader().roots(target, None, start_unix_nano, end_unix_nano)
 
     def linked(self, trace_id: str) -> list[str]:
         return self._reader().linked(trace_id)
+
+    def services(self) -> list[str]:
+        return self._reader().services()
+
+    def operations(self, service: str) -> list[Operation]:
+        return self._reader().operations(service)
 
     # recorded flow results ---------------------------------------------------------------
 
@@ -180,16 +211,17 @@ class DuckDBSpanStore:
 
     # notifications and pins -------------------------------------------------------------
 
-    @property
-    def sequence(self) -> int:
-        return self._board.sequence
+    def cursor(self) -> WaitCursor:
+        return WaitCursor(self, self._board.sequence)
 
-    def wait(self, trace_ids: Iterable[str] | None, until: float, after: int | None = None) -> int | None:
+    def wait(self, trace_ids: Iterable[str] | None, until: float,
+             after: WaitCursor | None = None) -> WaitCursor | None:
         wanted = None if trace_ids is None else frozenset(trace_id_bytes(t) for t in trace_ids)
-        start = self._board.sequence if after is None else after
+        start = self._board.sequence if after is None else after.position_for(self)
         if self._closed:
             return None
-        return self._board.wait(wanted, until, start)
+        sequence = self._board.wait(wanted, until, cast(int, start))
+        return None if sequence is None else WaitCursor(self, sequence)
 
     def pin(self, trace_id: str) -> None:
         self._pins.pin(trace_id_bytes(trace_id))

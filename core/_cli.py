@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
 import signal
 import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from ._cli_client import add_client_commands, run_check, run_import, run_spec
 from ._config import (
@@ -18,16 +20,22 @@ from ._config import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HOST,
     DEFAULT_HTTP_PORT,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_STORE,
     ENV_API_PORT,
     ENV_DB,
     ENV_GRPC_PORT,
     ENV_HOST,
     ENV_HTTP_PORT,
     ENV_INGEST_TOKEN,
+    ENV_LOG_LEVEL,
     ENV_RETENTION_MAX_AGE,
     ENV_RETENTION_MAX_SPANS,
+    ENV_STORE,
     ENV_TOKEN,
+    LOG_LEVELS,
     ServerSettings,
+    parse_log_level,
     parse_port,
     parse_positive_int,
     server_settings,
@@ -35,10 +43,12 @@ from ._config import (
 from ._durations import parse_duration_ns
 from ._errors import ConfigurationError, TracebatonError
 
+_T = TypeVar("_T")
 
-def _argument(parse: Callable[[str, str], int]) -> Callable[[str], int]:
+
+def _argument(parse: Callable[[str, str], _T]) -> Callable[[str], _T]:
     """An argparse type from a settings parser: the same rules as the environment's."""
-    def convert(text: str) -> int:
+    def convert(text: str) -> _T:
         try:
             return parse("value", text)
         except ConfigurationError as error:
@@ -49,6 +59,7 @@ def _argument(parse: Callable[[str, str], int]) -> Callable[[str], int]:
 _port = _argument(parse_port)
 _positive = _argument(parse_positive_int)
 _duration = _argument(lambda name, text: parse_duration_ns(text, what=name))
+_log_level = _argument(parse_log_level)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="receive OTLP spans, store them, serve the API and dashboard",
         description="Run the OTLP receivers (gRPC and HTTP), the REST API and the dashboard over "
-                    "one DuckDB file. Prints a ready line when listening; stops on Ctrl-C/SIGTERM.")
-    serve.add_argument("--db", help=f"DuckDB file, or :memory: (default {DEFAULT_DB}; env {ENV_DB})")
+                    "one store (a DuckDB file by default). Prints a ready line when listening; "
+                    "stops on Ctrl-C/SIGTERM.")
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--store", metavar="URL",
+                       help=f"the store: duckdb:PATH or duckdb::memory: (default {DEFAULT_STORE}; "
+                            f"env {ENV_STORE})")
+    where.add_argument("--db", metavar="FILE",
+                       help=f"short for --store duckdb:FILE; :memory: keeps spans in memory "
+                            f"(default {DEFAULT_DB}; env {ENV_DB})")
     serve.add_argument("--host", help=f"address to bind (default {DEFAULT_HOST}; env {ENV_HOST})")
     serve.add_argument("--grpc-port", type=_port,
                        help=f"OTLP/gRPC port (default {DEFAULT_GRPC_PORT}; env {ENV_GRPC_PORT})")
@@ -76,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention-max-age", type=_duration, metavar="D",
                        help=f"prune spans older than D, e.g. 30m (env {ENV_RETENTION_MAX_AGE})")
     serve.add_argument("--ready-file", metavar="F", help="also write the ready line to this file")
+    serve.add_argument("--log-level", type=_log_level, metavar="LEVEL",
+                       help=f"what to log on stderr: {', '.join(LOG_LEVELS)} "
+                            f"(default {DEFAULT_LOG_LEVEL}; env {ENV_LOG_LEVEL})")
     add_client_commands(commands)
     demo = commands.add_parser(
         "demo", help="run the demo shop, catch its integration bugs, show them in the dashboard",
@@ -115,11 +136,13 @@ def _serve(args: argparse.Namespace) -> int:
     defaults = {"decode_workers": max(1, (os.cpu_count() or 2) - 1)}
     settings = server_settings(
         defaults=defaults,
-        db=args.db, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
+        store=args.store, db=args.db, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
         api_port=args.api_port, token=args.token, ingest_token=args.ingest_token,
         retention_max_spans=args.retention_max_spans, retention_max_age_ns=args.retention_max_age,
-        ready_file=args.ready_file,
+        ready_file=args.ready_file, log_level=args.log_level,
     )
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="tracebaton: %(levelname)s %(name)s: %(message)s")
     for warning in exposure_warnings(settings):
         print(f"tracebaton: warning: {warning}", file=sys.stderr)
     stop = threading.Event()

@@ -21,8 +21,11 @@ ENV_TOKEN = "TRACEBATON_TOKEN"
 """Bearer token required on /api/* and the dashboard."""
 ENV_INGEST_TOKEN = "TRACEBATON_INGEST_TOKEN"
 """Bearer token required on OTLP ingest (exporters send it via OTEL_EXPORTER_OTLP_HEADERS)."""
+ENV_STORE = "TRACEBATON_STORE"
+"""The store `serve` keeps spans in, as a URL: `duckdb:PATH`, `duckdb::memory:` (DESIGN §3a)."""
 ENV_DB = "TRACEBATON_DB"
-"""The DuckDB file `serve` stores spans in; `:memory:` keeps them in memory."""
+"""The short form of TRACEBATON_STORE for a DuckDB file: `FILE` means `duckdb:FILE`;
+`:memory:` keeps spans in memory."""
 ENV_HOST = "TRACEBATON_HOST"
 """The address every port binds to."""
 ENV_GRPC_PORT = "TRACEBATON_GRPC_PORT"
@@ -36,11 +39,13 @@ ENV_DECODE_WORKERS = "TRACEBATON_DECODE_WORKERS"
 """Processes that decode OTLP requests for `serve` (default: one per core beyond the first)."""
 ENV_MAX_PENDING_SPANS = "TRACEBATON_MAX_PENDING_SPANS"
 """Spans decoded but not yet committed; past this, ingest answers 503 / UNAVAILABLE."""
+ENV_LOG_LEVEL = "TRACEBATON_LOG_LEVEL"
+"""How much `serve` logs to stderr: debug, info, warning (the default) or error."""
 
 ALL_VARIABLES = (
-    ENV_URL, ENV_TOKEN, ENV_INGEST_TOKEN, ENV_DB, ENV_HOST, ENV_GRPC_PORT, ENV_HTTP_PORT,
-    ENV_API_PORT, ENV_RETENTION_MAX_SPANS, ENV_RETENTION_MAX_AGE, ENV_MAX_BODY_BYTES,
-    ENV_MAX_PENDING_SPANS, ENV_DECODE_WORKERS,
+    ENV_URL, ENV_TOKEN, ENV_INGEST_TOKEN, ENV_STORE, ENV_DB, ENV_HOST, ENV_GRPC_PORT,
+    ENV_HTTP_PORT, ENV_API_PORT, ENV_RETENTION_MAX_SPANS, ENV_RETENTION_MAX_AGE,
+    ENV_MAX_BODY_BYTES, ENV_MAX_PENDING_SPANS, ENV_DECODE_WORKERS, ENV_LOG_LEVEL,
 )
 
 DEFAULT_HOST = "127.0.0.1"
@@ -48,6 +53,9 @@ DEFAULT_GRPC_PORT = 4317
 DEFAULT_HTTP_PORT = 4318
 DEFAULT_API_PORT = 7357
 DEFAULT_DB = "./tracebaton.duckdb"
+DEFAULT_STORE = "duckdb:" + DEFAULT_DB
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_LOG_LEVEL = "warning"
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_API_PORT}"
 """Where `tracebaton check`, `spec` and `import` look for a server by default."""
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -58,7 +66,8 @@ DEFAULT_MAX_PENDING_SPANS = 256 * 1024
 class ServerSettings:
     """Everything `tracebaton serve` needs; build it with `server_settings()`."""
 
-    db: str = DEFAULT_DB
+    store: str = DEFAULT_STORE
+    """The store's URL (DESIGN §3a); `server_settings(db=FILE)` is the short form `duckdb:FILE`."""
     host: str = DEFAULT_HOST
     grpc_port: int = DEFAULT_GRPC_PORT
     http_port: int = DEFAULT_HTTP_PORT
@@ -72,6 +81,7 @@ class ServerSettings:
     decode_workers: int = 0
     """0 decodes on the receiving threads (embedded use); `serve` defaults to cores - 1."""
     ready_file: str | None = None
+    log_level: str = DEFAULT_LOG_LEVEL
 
 
 def server_url(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -104,6 +114,19 @@ def parse_positive_int(name: str, text: str) -> int:
     return value
 
 
+def parse_log_level(name: str, text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigurationError(f"{name}: {text!r} is not a log level; give one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _db_store(name: str, text: str) -> str:
+    if not text:
+        raise ConfigurationError(f"{name}: the DuckDB file name is empty; give a path or :memory:")
+    return "duckdb:" + text
+
+
 def _count(name: str, text: str) -> int:
     try:
         value = int(text)
@@ -115,7 +138,6 @@ def _count(name: str, text: str) -> int:
 
 
 _ENV_FIELDS: dict[str, tuple[str, Any]] = {
-    "db": (ENV_DB, str),
     "host": (ENV_HOST, str),
     "grpc_port": (ENV_GRPC_PORT, lambda t: parse_port(ENV_GRPC_PORT, t)),
     "http_port": (ENV_HTTP_PORT, lambda t: parse_port(ENV_HTTP_PORT, t)),
@@ -130,7 +152,19 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "decode_workers": (ENV_DECODE_WORKERS, lambda t: _count(ENV_DECODE_WORKERS, t)),
     "max_pending_spans": (ENV_MAX_PENDING_SPANS,
                           lambda t: parse_positive_int(ENV_MAX_PENDING_SPANS, t)),
+    "log_level": (ENV_LOG_LEVEL, lambda t: parse_log_level(ENV_LOG_LEVEL, t)),
 }
+
+
+def _store_from(store: str | None, db: str | None, store_name: str, db_name: str) -> str | None:
+    """One store from a URL and its DuckDB short form; both at once is a contradiction."""
+    if store is not None and db is not None:
+        raise ConfigurationError(
+            f"{store_name} and {db_name} both name the store ({store!r}, {db!r}); give one: "
+            f"{db_name} FILE is short for {store_name} duckdb:FILE")
+    if db is not None:
+        return _db_store(db_name, db)
+    return store
 
 
 def server_settings(environ: Mapping[str, str] | None = None, *,
@@ -143,6 +177,12 @@ def server_settings(environ: Mapping[str, str] | None = None, *,
         text = env.get(variable)
         if text:
             values[field] = convert(text)
+    env_store = _store_from(env.get(ENV_STORE) or None, env.get(ENV_DB) or None, ENV_STORE, ENV_DB)
+    if env_store is not None:
+        values["store"] = env_store
+    given = _store_from(overrides.pop("store", None), overrides.pop("db", None), "--store", "--db")
+    if given is not None:
+        values["store"] = given
     for field, value in overrides.items():
         if field not in {f.name for f in dataclasses.fields(ServerSettings)}:
             raise TypeError(f"server_settings() got an unknown setting {field!r}")

@@ -10,10 +10,13 @@ import dataclasses
 import logging
 import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._config import ServerSettings
 from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from tracebaton.collector import SpanStore
 
 log = logging.getLogger("tracebaton")
 
@@ -84,10 +87,9 @@ class TracebatonServer:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self.store: Any = None
+        self.store: SpanStore | None = None
         self.addresses: ServerAddresses | None = None
         self._grpc: Any = None
-        self._decode_pool: Any = None
         self._uvicorn: list[Any] = []
         self._api_app: Any = None
         self._loop_thread: threading.Thread | None = None
@@ -98,31 +100,29 @@ class TracebatonServer:
         import uvicorn
 
         from tracebaton.api import create_app
-        from tracebaton.collector import DecodePool, DuckDBSpanStore, GrpcReceiver, otlp_http_app
+        from tracebaton.collector import GrpcReceiver, StoreOptions, open_store, otlp_http_app
 
         s = self.settings
-        self.store = DuckDBSpanStore(
-            s.db,
+        store = open_store(s.store, StoreOptions(
             max_pending_spans=s.max_pending_spans,
             retention_max_spans=s.retention_max_spans,
             retention_max_age_ns=s.retention_max_age_ns,
-        ).start()
+            decode_workers=s.decode_workers,
+        ))
+        self.store = store.start()
         sockets = []
         try:
-            if s.decode_workers:
-                self._decode_pool = DecodePool(s.decode_workers).start()
             sockets = [_bind(s.host, s.http_port, "OTLP/HTTP"), _bind(s.host, s.api_port, "the API")]
             self._grpc = GrpcReceiver(
-                self.store, host=s.host, port=s.grpc_port, max_body_bytes=s.max_body_bytes,
-                decode_pool=self._decode_pool, ingest_token=s.ingest_token)
+                store, host=s.host, port=s.grpc_port, max_body_bytes=s.max_body_bytes,
+                ingest_token=s.ingest_token)
             try:
                 grpc_port = self._grpc.start()
             except OSError as error:
                 raise ConfigurationError(f"{error}; pick another --grpc-port, or 0") from None
             apps = [
-                otlp_http_app(self.store, max_body_bytes=s.max_body_bytes, decode_pool=self._decode_pool,
-                              ingest_token=s.ingest_token),
-                create_app(self.store, otlp_grpc=f"{s.host}:{grpc_port}",
+                otlp_http_app(store, max_body_bytes=s.max_body_bytes, ingest_token=s.ingest_token),
+                create_app(store, otlp_grpc=f"{s.host}:{grpc_port}",
                            otlp_http_url=ServerAddresses(s.host, grpc_port, sockets[0].getsockname()[1], 0)
                            .otlp_http_url, token=s.token, max_import_bytes=s.max_body_bytes),
             ]
@@ -176,9 +176,6 @@ class TracebatonServer:
         if self._loop_thread is not None:
             self._loop_thread.join(10)
             self._loop_thread = None
-        if self._decode_pool is not None:
-            self._decode_pool.shutdown()
-            self._decode_pool = None
         if self.store is not None:
             self.store.shutdown()
             self.store = None

@@ -49,6 +49,16 @@ def test_trace_equals_spec(tracebaton):
 """
 
 
+@pytest.fixture(autouse=True)
+def _a_run_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inner pytest runs start from this process's environment: under `pytest -n`, that
+    holds the outer worker's PYTEST_XDIST_* (and a shell may hold TRACEBATON_URL). Each test
+    here says what it wants instead."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID",
+                 "TRACEBATON_URL", "TRACEBATON_TOKEN", "TRACEBATON_INGEST_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def normalized(text: str) -> str:
     """Ids, durations and ports vary per run; the words users read do not."""
     text = re.sub(r"\b[0-9a-f]{32}\b", "<trace>", text)
@@ -127,11 +137,14 @@ def test_every_test_records_its_trace_id_in_junit(
 def test_the_store_stays_for_the_dashboard_with_every_checked_flow(
     outcome: pytest.RunResult, pytester: pytest.Pytester
 ) -> None:
-    from tracebaton.collector import DuckDBSpanStore, RunQuery
+    from tracebaton.collector import RunQuery, TraceQuery, duckdb_url, open_store
 
-    with DuckDBSpanStore(str(pytester.path / ".tracebaton" / "last.duckdb")) as store:
-        assert store.span_count() > 40
+    store = open_store(duckdb_url(str(pytester.path / ".tracebaton" / "last.duckdb"))).start()
+    try:
+        assert sum(t.span_count for t in store.traces(TraceQuery(limit=1000))) > 40
         runs = store.runs(RunQuery())
+    finally:
+        store.shutdown()
     # assert_spec records a run; `trace == spec` judges the stored trace without recording
     assert sorted((r.test_id, r.passed) for r in runs) == [
         ("test_checkout.py::test_healthy", True),
@@ -158,6 +171,20 @@ def test_xdist_workers_get_a_store_and_ports_each(pytester: pytest.Pytester) -> 
     stores = sorted(p.name for p in (pytester.path / ".tracebaton").glob("*.duckdb"))
     assert stores == ["last-gw0.duckdb", "last-gw1.duckdb"]
     assert "one store per xdist worker" in outcome.stdout.str()
+
+
+def test_an_inherited_xdist_variable_does_not_make_a_run_a_worker(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pytest run started inside an xdist worker inherits PYTEST_XDIST_WORKER without being
+    a worker: it keeps the default store, as a user's own run does."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    pytester.makepyfile(test_one="def test_flow(tracebaton):\n    with tracebaton.flow('x'):\n        pass\n")
+    outcome = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    outcome.assert_outcomes(passed=1)
+    assert [p.name for p in (pytester.path / ".tracebaton").glob("*.duckdb")] == ["last.duckdb"]
+    assert "open the dashboard: " in outcome.stdout.str()
+    assert outcome.stdout.str().rstrip().endswith("--db .tracebaton/last.duckdb")
 
 
 def test_importing_the_plugin_loads_no_store_rpc_or_web_framework() -> None:

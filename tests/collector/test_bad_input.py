@@ -189,7 +189,7 @@ def test_a_resent_request_reads_back_once(shared_server: RunningServer, export_c
     assert len({s["span_id"] for s in spans}) == 4
 
 
-def test_saturated_ingest_asks_to_retry_later(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_saturated_ingest_asks_to_retry_later(make_store) -> None:  # type: ignore[no-untyped-def]
     """Past the pending-span bound, both receivers refuse with a retry delay; what was
     admitted before is committed and readable once the writer runs."""
     import socket
@@ -197,11 +197,12 @@ def test_saturated_ingest_asks_to_retry_later(tmp_path) -> None:  # type: ignore
 
     import uvicorn
 
-    from tracebaton.collector import DuckDBSpanStore, GrpcReceiver, otlp_http_app
+    from tracebaton.collector import GrpcReceiver, otlp_http_app
 
-    store = DuckDBSpanStore(str(tmp_path / "s.duckdb"), max_pending_spans=10)
+    store = make_store(start=False, max_pending_spans=10)
     first = new_trace_id()
-    admitted = store.ingest(valid_request(first, 10))  # the writer is not started yet: it waits
+    # The store is not started yet: what it admitted waits for it.
+    admitted = store.ingest(valid_request(first, 10).SerializeToString())
     receiver = GrpcReceiver(store, host="127.0.0.1", port=0, max_body_bytes=LIMIT)
     port = receiver.start()
     # A listening socket queues the request until uvicorn accepts it: no start-up wait.
@@ -240,4 +241,3 @@ def test_saturated_ingest_asks_to_retry_later(tmp_path) -> None:  # type: ignore
     store.start()
     assert admitted.result(30).accepted_spans == 10
     assert len(store.trace(first.hex())) == 10
-    store.shutdown()

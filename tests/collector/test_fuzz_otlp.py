@@ -47,12 +47,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tracebaton import OtlpDecodeError
 from tracebaton.collector import (
-    DuckDBSpanStore,
+    PROTOBUF,
     SpanKind,
+    SpanStore,
     StatusCode,
     StoredSpan,
     decode_export_request_json,
     encode_export_request_json,
+    open_store,
 )
 
 # -- settings ---------------------------------------------------------------------------------
@@ -394,14 +396,14 @@ def fresh_trace_ids(request: ExportTraceServiceRequest) -> ExportTraceServiceReq
     return request
 
 
-def assert_stored(store: DuckDBSpanStore, request: ExportTraceServiceRequest,
+def assert_stored(store: SpanStore, request: ExportTraceServiceRequest,
                   sent: ExportTraceServiceRequest | None = None, max_traces: int | None = None) -> None:
     """Ingest `request`; every span with valid ids reads back as `sent` (default: the request) has it.
 
     Stored spans of the same id from earlier examples may be there too: one of them must match.
     """
     sent = request if sent is None else sent
-    result = store.ingest(request).result(timeout=60)
+    result = store.ingest(request.SerializeToString(), PROTOBUF).result(timeout=60)
     located = [(span, rs, ss) for rs in sent.resource_spans for ss in rs.scope_spans for span in ss.spans]
     valid = [entry for entry in located if valid_ids(entry[0])]
     assert (result.accepted_spans, result.rejected_spans) == (len(valid), len(located) - len(valid))
@@ -429,7 +431,7 @@ def assert_stored(store: DuckDBSpanStore, request: ExportTraceServiceRequest,
                 f"stored span differs\nexpected: {expected[0]}\nstored: {_stored_span(candidates[0])}")
 
 
-def check_protobuf_body(store: DuckDBSpanStore, body: bytes) -> bool:
+def check_protobuf_body(store: SpanStore, body: bytes) -> bool:
     """The receivers' protobuf path in process: parse, then store what parses. True if it parsed."""
     try:
         request = ExportTraceServiceRequest.FromString(body)
@@ -808,9 +810,10 @@ def test_json_decoder_rejects_huge_decimal_strings_clearly(field: str, digits: i
 
 
 @pytest.fixture(scope="module")
-def store() -> Iterator[DuckDBSpanStore]:
-    with DuckDBSpanStore(":memory:") as running:
-        yield running
+def store() -> Iterator[SpanStore]:
+    running = open_store("duckdb::memory:").start()
+    yield running
+    running.shutdown()
 
 
 @FUZZ
@@ -821,7 +824,7 @@ def test_json_round_trip(request: ExportTraceServiceRequest) -> None:
 
 @FUZZ_IO
 @given(request=export_requests())
-def test_decoded_requests_are_stored_and_read_back(store: DuckDBSpanStore,
+def test_decoded_requests_are_stored_and_read_back(store: SpanStore,
                                                    request: ExportTraceServiceRequest) -> None:
     sent = fresh_trace_ids(ExportTraceServiceRequest.FromString(request.SerializeToString()))
     decoded = assert_round_trip(sent)
@@ -867,13 +870,12 @@ def _json_value(value: AnyValue) -> dict[str, Any]:
 
 @FUZZ_IO
 @given(body=protobuf_bodies)
-def test_protobuf_bodies_are_parsed_and_stored_in_process(store: DuckDBSpanStore, body: bytes) -> None:
+def test_protobuf_bodies_are_parsed_and_stored_in_process(store: SpanStore, body: bytes) -> None:
     check_protobuf_body(store, body)
 
 
 # -- c. the receivers of a real server ---------------------------------------------------------
 
-PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
 

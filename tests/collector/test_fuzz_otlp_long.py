@@ -10,7 +10,7 @@ is TRACEBATON_FUZZ_EXAMPLES (default 1,000,000), shared out as
   valid requests, and mutants of both with nodes replaced, dropped, renamed or wrapped;
 * 30% the protobuf path in process: `ExportTraceServiceRequest.FromString` on arbitrary
   bytes, valid requests and their byte-level mutants, and for whatever parses the store's
-  ingest (a `DuckDBSpanStore(":memory:")`, fresh for every Hypothesis run) and reads.
+  ingest (a `duckdb::memory:` store, fresh for every Hypothesis run) and reads.
 
 Hypothesis draws each example (a base input and a seed); the seed makes `MUTANTS` more
 inputs from the base with a seeded random.Random, which costs far less than drawing them
@@ -36,7 +36,7 @@ import test_fuzz_otlp as fuzz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracebaton.collector import DuckDBSpanStore
+from tracebaton.collector import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -182,8 +182,8 @@ def test_protobuf_path_on_a_million_bodies(record_property: Callable[[str, objec
     parsed = [0]
 
     def run_chunk(examples: int) -> None:
-        with DuckDBSpanStore(":memory:") as store:  # fresh for each run: memory stays bounded
-
+        store = open_store("duckdb::memory:").start()  # fresh for each run: memory stays bounded
+        try:
             def check(body: bytes) -> None:
                 parsed[0] += fuzz.check_protobuf_body(store, body)
 
@@ -196,6 +196,8 @@ def test_protobuf_path_on_a_million_bodies(record_property: Callable[[str, objec
                 tally.check(inputs, check, f"seed {seed}")
 
             run()
+        finally:
+            store.shutdown()
 
     run_until(tally, TARGETS[name], mutants + 1, run_chunk)
     tally.extra["parsed and stored"] = parsed[0]

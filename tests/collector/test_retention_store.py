@@ -8,23 +8,23 @@ test_retention.py shows the same under steady ingest through `tracebaton serve`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otlp_requests import new_trace_id, valid_request
+from store_backends import StoreMaker
 
-from tracebaton.collector import DuckDBSpanStore
+from tracebaton.collector import PROTOBUF, DuckDBSpanStore
 from tracebaton.collector._maintenance import Maintenance, PinSet
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBSpanStore]:
+def store(make_store: StoreMaker) -> DuckDBSpanStore:
     # No retention of its own: each test drives a Maintenance it made, pass by pass.
-    with DuckDBSpanStore(str(tmp_path / "store.duckdb")) as opened:
-        yield opened
+    opened = make_store()
+    assert isinstance(opened, DuckDBSpanStore), "these tests look inside the DuckDB store"
+    return opened
 
 
 def _retention(store: DuckDBSpanStore, pins: PinSet, max_spans: int) -> Maintenance:
@@ -33,7 +33,7 @@ def _retention(store: DuckDBSpanStore, pins: PinSet, max_spans: int) -> Maintena
 
 
 def _commit(store: DuckDBSpanStore, request: ExportTraceServiceRequest) -> None:
-    store.ingest(request).result(30)
+    store.ingest(request.SerializeToString(), PROTOBUF).result(30)
 
 
 def test_a_trace_pinned_while_a_delete_runs_is_spared(store: DuckDBSpanStore) -> None:
@@ -101,20 +101,22 @@ def _instance_request(trace_id: bytes, instance: str) -> ExportTraceServiceReque
     return request
 
 
-def test_resources_of_pruned_spans_are_swept_and_come_back_when_used_again(tmp_path: Path) -> None:
-    path = str(tmp_path / "sweep.duckdb")
-    with DuckDBSpanStore(path) as store:
-        retention = _retention(store, PinSet(), max_spans=2)
-        for i in range(5):  # five service instances, one request each
-            _commit(store, _instance_request(new_trace_id(), f"instance-{i}"))
-        assert retention.prune() == 8
-        # The writer forgets swept resources before its next commit: this one reuses the
-        # first instance's resource, which must be stored again.
-        again = new_trace_id()
-        _commit(store, _instance_request(again, "instance-0"))
-        assert store._writer.swept == 4  # instances 0 to 3; the scope is still in use
-        (span, _) = store.trace(again.hex())
-        assert span.resource["service.instance.id"] == "instance-0"
+def test_resources_of_pruned_spans_are_swept_and_come_back_when_used_again(make_store: StoreMaker) -> None:
+    store = make_store("sweep")
+    assert isinstance(store, DuckDBSpanStore)
+    path = store.path
+    retention = _retention(store, PinSet(), max_spans=2)
+    for i in range(5):  # five service instances, one request each
+        _commit(store, _instance_request(new_trace_id(), f"instance-{i}"))
+    assert retention.prune() == 8
+    # The writer forgets swept resources before its next commit: this one reuses the
+    # first instance's resource, which must be stored again.
+    again = new_trace_id()
+    _commit(store, _instance_request(again, "instance-0"))
+    assert store._writer.swept == 4  # instances 0 to 3; the scope is still in use
+    (span, _) = store.trace(again.hex())
+    assert span.resource["service.instance.id"] == "instance-0"
+    store.shutdown()
     with duckdb.connect(path, read_only=True) as connection:
         instances = connection.execute("SELECT count(*) FROM resources").fetchone()
     assert instances == (2,), "instances 1 to 3 have no span left; 4 and 0 (stored again) have"

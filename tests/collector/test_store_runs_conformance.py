@@ -1,21 +1,15 @@
-"""Recorded flow results in the store: what the API lists and the dashboard shows."""
+"""Recorded flow results in every store (part of the conformance suite): what the API lists
+and the dashboard shows."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
+from store_backends import StoreMaker
+from store_backends import every_backend as store_backend  # noqa: F401  (every store runs this module)
 
-from tracebaton.collector import DuckDBSpanStore, RunQuery, RunSummary, SpanStore, is_run_id
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBSpanStore]:
-    with DuckDBSpanStore(str(tmp_path / "store.duckdb")) as opened:
-        yield opened
+from tracebaton.collector import RunQuery, RunSummary, SpanStore, is_run_id
 
 
 def _result(name: str, passed: bool, trace_id: str, **extra: object) -> dict[str, object]:
@@ -30,7 +24,7 @@ def _result(name: str, passed: bool, trace_id: str, **extra: object) -> dict[str
     }
 
 
-def test_a_recorded_run_reads_back_whole_with_its_test_and_session(store: DuckDBSpanStore) -> None:
+def test_a_recorded_run_reads_back_whole_with_its_test_and_session(store: SpanStore) -> None:
     assert isinstance(store, SpanStore)
     result = _result("checkout", False, "a" * 32, checks=[{"check": "hops", "passed": False}], big=2**60)
     run_id = store.record_run(result, test_id="tests/test_shop.py::test_pay", session_id="s1")
@@ -47,7 +41,7 @@ def test_a_recorded_run_reads_back_whole_with_its_test_and_session(store: DuckDB
     assert store.run("r" + "0" * 20) is None
 
 
-def test_runs_list_failed_first_then_newest_and_filter(store: DuckDBSpanStore) -> None:
+def test_runs_list_failed_first_then_newest_and_filter(store: SpanStore) -> None:
     ids = {}
     for name, passed, test in [
         ("checkout", True, "t::a"),
@@ -71,7 +65,7 @@ def test_runs_list_failed_first_then_newest_and_filter(store: DuckDBSpanStore) -
     assert len(store.runs(RunQuery(limit=2))) == 2
 
 
-def test_a_run_is_found_by_any_trace_its_flow_covered(store: DuckDBSpanStore) -> None:
+def test_a_run_is_found_by_any_trace_its_flow_covered(store: SpanStore) -> None:
     run_id = store.record_run(
         {**_result("checkout", False, "a" * 32), "trace_ids": ["a" * 32, "b" * 32]},
         test_id=None,
@@ -80,7 +74,7 @@ def test_a_run_is_found_by_any_trace_its_flow_covered(store: DuckDBSpanStore) ->
     assert [r.run_id for r in store.runs(RunQuery(trace_id="b" * 32))] == [run_id]
 
 
-def test_listeners_hear_of_each_run_after_it_is_readable(store: DuckDBSpanStore) -> None:
+def test_listeners_hear_of_each_run_after_it_is_readable(store: SpanStore) -> None:
     heard: list[RunSummary] = []
     readable: list[bool] = []
 
@@ -103,7 +97,7 @@ def test_listeners_hear_of_each_run_after_it_is_readable(store: DuckDBSpanStore)
     assert len(heard) == 1, "unsubscribed"
 
 
-def test_a_broken_listener_does_not_fail_the_recording(store: DuckDBSpanStore) -> None:
+def test_a_broken_listener_does_not_fail_the_recording(store: SpanStore) -> None:
     def broken(summary: RunSummary) -> None:
         raise RuntimeError("a listener with a bug")
 
@@ -112,19 +106,23 @@ def test_a_broken_listener_does_not_fail_the_recording(store: DuckDBSpanStore) -
     assert store.run(run_id) is not None
 
 
-def test_runs_survive_a_restart(tmp_path: Path) -> None:
-    path = str(tmp_path / "kept.duckdb")
-    with DuckDBSpanStore(path) as first:
-        run_id = first.record_run(_result("checkout", False, "e" * 32), test_id="t::kept")
-    with DuckDBSpanStore(path) as second:
-        record = second.run(run_id)
-        assert record is not None
-        assert record.summary.test_id == "t::kept"
+def test_runs_survive_a_restart(make_store: StoreMaker) -> None:
+    first = make_store("kept")
+    run_id = first.record_run(_result("checkout", False, "e" * 32), test_id="t::kept")
+    first.shutdown()
+    record = make_store("kept").run(run_id)
+    assert record is not None
+    assert record.summary.test_id == "t::kept"
 
 
-def test_only_the_newest_runs_are_kept(tmp_path: Path) -> None:
-    with DuckDBSpanStore(str(tmp_path / "runs.duckdb"), max_runs=10) as store:
-        ids = [store.record_run({"name": f"flow-{i}", "passed": True, "trace_id": None, "waited_ms": 1})
-               for i in range(25)]
-        kept = {r.run_id for r in store.runs(RunQuery(limit=100))}
+def test_only_the_newest_runs_are_kept(make_store: StoreMaker) -> None:
+    store = make_store("runs", max_runs=10)
+    ids = [store.record_run({"name": f"flow-{i}", "passed": True, "trace_id": None, "waited_ms": 1})
+           for i in range(25)]
+    kept = {r.run_id for r in store.runs(RunQuery(limit=100))}
     assert kept == set(ids[-10:])
+
+
+def test_an_unknown_or_malformed_run_id_reads_as_none(store: SpanStore) -> None:
+    assert store.run("0" * 26) is None
+    assert store.run("not a run id") is None

@@ -17,7 +17,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tracebaton.collector import DuckDBSpanStore
+from tracebaton.collector import duckdb_url, open_store
 
 SPANS_PER_TRACE = 20
 TEMPLATES = 1000
@@ -41,7 +41,7 @@ def _template(k: int) -> bytes:
 def build_big_store(path: Path, spans: int = 1_000_000) -> float:
     """Create `path` holding `spans` spans; returns the seconds it took."""
     started = time.monotonic()
-    DuckDBSpanStore(str(path)).start().shutdown()  # the schema, exactly as the server makes it
+    open_store(duckdb_url(str(path))).start().shutdown()  # the schema, exactly as the server makes it
     now = time.time_ns()
     base = now - spans * 1_000  # arrivals one microsecond apart, ending now
     with duckdb.connect(str(path)) as db:
