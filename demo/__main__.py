@@ -18,7 +18,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import DemoExtraMissing, require_demo_extra
 from ._shop import SERVICES, start_shop
+
+
+def _exit_without_the_extra() -> None:
+    """One line and exit 2, not an ImportError's traceback, where an instrumentation is missing."""
+    try:
+        require_demo_extra()
+    except DemoExtraMissing as error:
+        print(f"python -m tracebaton.demo: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _url(text: str) -> tuple[str, str]:
@@ -47,6 +57,7 @@ def _run_service(args: argparse.Namespace) -> None:
 
         _email.main(args.workdir, watch_stdin=args.watch_stdin)
     else:
+        _exit_without_the_extra()
         from ._service import Service
 
         service = Service.create(name, urls, mint_request_id=name == "frontend")
@@ -67,6 +78,8 @@ def _run_service(args: argparse.Namespace) -> None:
 
 def _run_shop(args: argparse.Namespace) -> None:
     from tracebaton import sut_env
+
+    _exit_without_the_extra()
 
     endpoint = args.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://127.0.0.1:4318"
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="tracebaton-shop-"))
