@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from tracebaton import FlowSpecError, format_duration_ns
 
-from ._hops import TEST_SERVICE, hop_matches, names_test
+from ._hops import hop_matches
 from ._render_tree import plural, render_span_tree
 from ._result import CheckState, FlowResult, HopResult, HopStatus
 from ._spec import HopPattern
@@ -28,6 +28,12 @@ DEFAULT_DB = ".tracebaton/last.duckdb"
 """Where the pytest plugin leaves an embedded run's store."""
 _CONTEXT = 2
 """Unchanged hops kept around each change, as in a unified diff."""
+_HOP_CHECKS = ("hops", "order", "times", "chains")
+"""The checks of which hops happen, how often, in what order: an extra hop one of them names
+is unexpected; any other extra hop is one the spec allows."""
+_ALLOWED = "·"
+"""The diff's mark of a seen hop the spec does not name but allows (`subsequence` and `any`
+order let other hops happen; hops out of the test's own root are ignored)."""
 _STATE_WORDS = {CheckState.FAIL: "FAIL", CheckState.PASS: "pass", CheckState.PENDING: "pending"}
 
 
@@ -98,7 +104,8 @@ def _continued(text: str, indent: str) -> list[str]:
 
 class _DiffRow(NamedTuple):
     tag: str
-    """`-` expected only, `+` actual only, ` ` both (or neutral), `…` an elided run."""
+    """`-` expected only, `+` actual only and unexpected, `·` actual only and allowed,
+    ` ` both (or neutral), `…` an elided run."""
     text: str
     note: str = ""
 
@@ -129,6 +136,12 @@ def _diff_key(hop: HopResult, patterns: Sequence[HopPattern]) -> str:
     return hop.hop if hop.hop in satisfied or not satisfied else satisfied[0]
 
 
+def _objected(result: FlowResult) -> tuple[set[str], set[str]]:
+    """Caller span ids, and hop texts, that a failed check of which hops happen names."""
+    failed = [c for c in result.checks if c.state is CheckState.FAIL and c.check in _HOP_CHECKS]
+    return {i for c in failed for i in c.span_ids}, {c.hop for c in failed if c.hop and not c.span_ids}
+
+
 def _note(hop: HopResult) -> str:
     if hop.status in (HopStatus.BROKEN, HopStatus.MISSING):
         return f"[{hop.status.value}: {hop.detail}]" if hop.detail else f"[{hop.status.value}]"
@@ -145,18 +158,23 @@ def _hop_diff(result: FlowResult, full: bool) -> list[str]:
     for hop in result.hops:
         if hop.status is HopStatus.MISSING:
             missing.setdefault(_canonical(hop.hop), []).append(hop)
-    patterns = [p for p in map(_pattern, expected) if p is not None]
-    counts_test = names_test(patterns)
+    objected_spans, objected_hops = _objected(result)
 
     def expected_row(text: str) -> _DiffRow:
         found = missing.get(_canonical(text))
         return _DiffRow("-", text, _note(found.pop(0)) if found else "")
 
     def seen_row(hop: HopResult) -> _DiffRow:
-        # Hops out of the test's own root span are context, not a divergence (DESIGN §6).
-        neutral = hop.caller_service == TEST_SERVICE and not counts_test
-        return _DiffRow(" " if neutral else "+", hop.hop, _note(hop))
+        # An extra hop is a divergence only when a check of the hops objects to it (`exact`
+        # order, a `times` bound, a hop seen but not as written) or its hand-off broke.
+        unexpected = (
+            hop.status is HopStatus.BROKEN
+            or hop.caller_span_id in objected_spans
+            or hop.hop in objected_hops
+        )
+        return _DiffRow("+" if unexpected else _ALLOWED, hop.hop, _note(hop))
 
+    patterns = [p for p in map(_pattern, expected) if p is not None]
     wanted = [_canonical(text) for text in expected]
     keys = [_diff_key(h, patterns) for h in seen]
     rows: list[_DiffRow] = []
@@ -177,19 +195,23 @@ def _hop_diff(result: FlowResult, full: bool) -> list[str]:
             at = max((i + 1 for i, key in enumerate(row_keys) if key == text), default=len(rows))
             rows.insert(at, _DiffRow("-", hop.hop, _note(hop)))
             row_keys.insert(at, text)
-    return ["hops (- expected, + actual):", *_diff_lines(rows if full else _elide(rows))]
+    shown = rows if full else _elide(rows)
+    legend = f", {_ALLOWED} extra but allowed" if any(row.tag == _ALLOWED for row in shown) else ""
+    return [f"hops (- expected, + actual{legend}):", *_diff_lines(shown)]
 
 
 def _elide(rows: list[_DiffRow]) -> list[_DiffRow]:
+    """Runs of hops that are no divergence (matching, or extra but allowed) shrink to their
+    ends around each change, as in a unified diff."""
     out: list[_DiffRow] = []
     i = 0
     while i < len(rows):
-        if rows[i].tag != " ":
+        if rows[i].tag not in (" ", _ALLOWED):
             out.append(rows[i])
             i += 1
             continue
         j = i
-        while j < len(rows) and rows[j].tag == " ":
+        while j < len(rows) and rows[j].tag in (" ", _ALLOWED):
             j += 1
         head = _CONTEXT if i > 0 else 0
         tail = _CONTEXT if j < len(rows) else 0
@@ -197,11 +219,21 @@ def _elide(rows: list[_DiffRow]) -> list[_DiffRow]:
             head = tail = _CONTEXT  # nothing changed: keep both ends of the flow
         hidden = j - i - head - tail
         if hidden >= 2:  # one hidden line would cost the same as the line it hides
-            out += [*rows[i:i + head], _DiffRow("…", plural(hidden, "matching hop")), *rows[j - tail:j]]
+            out += [*rows[i:i + head], _elided(rows[i + head:j - tail]), *rows[j - tail:j]]
         else:
             out += rows[i:j]
         i = j
     return out
+
+
+def _elided(hidden: list[_DiffRow]) -> _DiffRow:
+    allowed = sum(1 for row in hidden if row.tag == _ALLOWED)
+    matching = len(hidden) - allowed
+    if not allowed:
+        return _DiffRow("…", plural(matching, "matching hop"))
+    if not matching:
+        return _DiffRow("…", f"{plural(allowed, 'hop')} extra but allowed")
+    return _DiffRow("…", f"{plural(matching, 'matching hop')}, {allowed} extra but allowed")
 
 
 def _diff_lines(rows: list[_DiffRow]) -> list[str]:

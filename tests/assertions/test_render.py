@@ -222,7 +222,7 @@ flow 'checkout' FAILED · trace 4bf92f3577b34da6a3ce929d0e0e4736 · waited 10 s 
 payment -> fraud: expected hop never seen in 10 s
   FAIL    hops: payment -> fraud: expected hop never seen (11 of 12 seen)
 hops (- expected, + actual):
-  … 5 matching hops
+  … 4 matching hops, 1 extra but allowed
   cart -> pricing
   frontend -> payment
 - payment -> fraud      [missing: never seen]
@@ -379,8 +379,8 @@ payment -> fraud: expected hop never seen in 10 s
   FAIL    hops: payment -> fraud: expected hop never seen (11 of 12 seen)
   pass    order
   pass    budgets.trace
-hops (- expected, + actual):
-  test -> frontend
+hops (- expected, + actual, · extra but allowed):
+· test -> frontend
   frontend -> auth
   frontend -> catalog
   frontend -> cart
@@ -411,6 +411,48 @@ hop table:
 see it: tracebaton serve --db .tracebaton/last.duckdb, then open /flows/4bf92f3577b34da6a3ce929d0e0e4736"""
 
 
+def retried_checkout() -> list[StoredSpan]:
+    """From the test's root: frontend -> cart, cart -> inventory twice, then frontend -> auth."""
+    flow = FlowBuilder()
+    frontend = flow.server("frontend", "POST /checkout", parent=flow.test_root(), start_ms=1, end_ms=900)
+    _, cart = flow.call(frontend, "cart", "/cart/checkout", start_ms=10, end_ms=100)
+    flow.call(cart, "inventory", "/reserve", start_ms=20, end_ms=30)
+    flow.call(cart, "inventory", "/reserve", start_ms=40, end_ms=50)
+    flow.call(frontend, "auth", "/verify", start_ms=110, end_ms=120)
+    return flow.spans
+
+
+def test_a_subsequence_spec_marks_hops_it_does_not_name_as_allowed_and_a_retry_past_times_as_unexpected(
+) -> None:
+    spec = {"expect": {"hops": ["frontend -> cart", "cart -> inventory"], "times": {"cart -> inventory": 1}}}
+    assert render_verdict(judge(spec, retried_checkout())) == f"""\
+flow 'flow' FAILED · trace {T1} · waited 0 ns (settled)
+cart -> inventory: happened 2 times, expected 1 (a retry?)
+  FAIL    times: cart -> inventory: happened 2 times, expected 1 (a retry?)
+hops (- expected, + actual, · extra but allowed):
+· test -> frontend
+  frontend -> cart
+  cart -> inventory
++ cart -> inventory
+· frontend -> auth
+see it: tracebaton serve --db .tracebaton/last.duckdb, then open /flows/{T1}"""
+
+
+def test_under_exact_order_a_hop_the_spec_does_not_name_is_unexpected() -> None:
+    spec = {"expect": {"hops": ["frontend -> cart", "cart -> inventory"], "order": "exact"}}
+    # The test's own hop is still ignored, and exact order sets no bound on repeats.
+    assert render_verdict(judge(spec, retried_checkout())) == f"""\
+flow 'flow' FAILED · trace {T1} · waited 0 ns (settled)
+frontend -> auth: not in the expected hops (order: exact)
+  FAIL    order: frontend -> auth: not in the expected hops (order: exact)
+hops (- expected, + actual, · extra but allowed):
+  … 1 matching hop, 1 extra but allowed
+  cart -> inventory
+· cart -> inventory
++ frontend -> auth
+see it: tracebaton serve --db .tracebaton/last.duckdb, then open /flows/{T1}"""
+
+
 def test_a_wildcard_in_the_diff_never_stands_for_the_test_s_own_hop() -> None:
     flow = FlowBuilder()
     root = flow.test_root()
@@ -422,9 +464,9 @@ def test_a_wildcard_in_the_diff_never_stands_for_the_test_s_own_hop() -> None:
     assert render_verdict(result) == f"""\
 flow 'flow' passed · trace {T1} · waited 0 ns (settled)
 4 checks passed, 3 hops seen
-hops (- expected, + actual):
-  test -> frontend
-  test -> gateway
+hops (- expected, + actual, · extra but allowed):
+· test -> frontend
+· test -> gateway
   gateway -> frontend   [as * -> frontend]
 see it: tracebaton serve --db .tracebaton/last.duckdb, then open /flows/{T1}"""
 
@@ -499,7 +541,9 @@ def test_a_failure_that_names_no_span_shows_the_top_of_the_trace() -> None:
 def test_an_unexpected_hop_is_an_addition_even_when_the_spec_names_it() -> None:
     result, trace = budget_overrun()
     hops = (*result.hops, hop("cart -> pricing", HopStatus.UNEXPECTED, 7, 8, duration_ms=30))
-    text = render_verdict(dataclasses.replace(result, hops=hops), trace)
+    checks = (*result.checks, check("order", FAIL, "cart -> pricing: not in the expected hops (order: exact)",
+                                    7, hop_text="cart -> pricing"))
+    text = render_verdict(dataclasses.replace(result, hops=hops, checks=checks), trace)
     assert "  cart -> pricing\n+ cart -> pricing\nspans" in text
 
 
