@@ -110,6 +110,7 @@ class TracebatonServer:
             decode_workers=s.decode_workers,
         ))
         self.store = store.start()
+        log.info("store %s started; it declares %s", s.store, store.capabilities)
         sockets = []
         try:
             sockets = [_bind(s.host, s.http_port, "OTLP/HTTP"), _bind(s.host, s.api_port, "the API")]

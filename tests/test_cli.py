@@ -29,7 +29,12 @@ FREE = ("--grpc-port", "0", "--http-port", "0", "--api-port", "0")
     (("--retention-max-age", "5 minutes"), "is not a duration"),
     (("--retention-max-spans", "-3"), "is not a positive whole number"),
     (("--no-such-flag",), "unrecognized arguments: --no-such-flag"),
-], ids=["port-range", "port-text", "duration", "negative-retention", "unknown-flag"])
+    (("--store", "postgres://db/spans"), "store URL 'postgres://db/spans' has no known scheme"),
+    (("--store", "duckdb:"), "names no file"),
+    (("--store", "duckdb::memory:", "--db", "x.duckdb"), "not allowed with argument --store"),
+    (("--log-level", "loud"), "'loud' is not a log level; give one of debug, info, warning, error"),
+], ids=["port-range", "port-text", "duration", "negative-retention", "unknown-flag", "store-scheme",
+        "store-no-file", "store-and-db", "log-level"])
 def test_bad_flags_exit_2_with_a_message(args: tuple[str, ...], message: str) -> None:
     done = _serve(*args)
     assert done.returncode == 2
@@ -43,6 +48,34 @@ def test_bad_environment_values_exit_2_naming_the_variable(tmp_path: Path) -> No
                           env={**os.environ, "TRACEBATON_GRPC_PORT": "not-a-port"})
     assert done.returncode == 2
     assert "TRACEBATON_GRPC_PORT: 'not-a-port' is not a port" in done.stderr
+
+
+def test_the_store_and_its_short_form_from_the_environment_must_agree(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "tracebaton", "serve", *FREE],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "TRACEBATON_STORE": "duckdb::memory:",
+                               "TRACEBATON_DB": str(tmp_path / "x.duckdb")})
+    assert done.returncode == 2
+    assert "TRACEBATON_STORE and TRACEBATON_DB both name the store" in done.stderr
+
+
+@pytest.mark.parametrize("level", ["info", "warning"])
+def test_serve_opens_the_store_its_url_names_and_logs_at_the_level_asked(tmp_path: Path, level: str) -> None:
+    path = tmp_path / "by-url.duckdb"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracebaton", "serve", "--store", f"duckdb:{path}", "--log-level", level,
+         *FREE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("tracebaton: ready ")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert path.is_file()
+    opened = f"tracebaton: INFO tracebaton: store duckdb:{path} started"
+    assert (opened in stderr) is (level == "info"), stderr
 
 
 def test_unusable_db_files_exit_2_with_the_fix(tmp_path: Path) -> None:
