@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
-from tracebaton import ConfigurationError, StoreError
+from tracebaton import ConfigurationError, RemoteError, ServerUnreachableError, StoreError
 from tracebaton.collector import PROTOBUF, SpanStore, StoredSpan, TraceQuery, TraceSummary
 
 from ._engine import FlowEngine
@@ -90,7 +90,11 @@ class EmbeddedBackend:
 
 
 class RemoteBackend:
-    """A `tracebaton serve` elsewhere: flows are judged server-side (`POST /api/check`)."""
+    """A `tracebaton serve` elsewhere: flows are judged server-side (`POST /api/check`).
+
+    Failures say whose they are: `ServerUnreachableError` (no answer), `ServerError` (it
+    answered 5xx), `RequestRejectedError` (it answered 4xx), all `RemoteError`s.
+    """
 
     def __init__(
         self,
@@ -102,17 +106,21 @@ class RemoteBackend:
     ) -> None:
         import httpx
 
-        self._ingest_headers = {"authorization": f"Bearer {ingest_token}"} if ingest_token else {}
         self.api_url = api_url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=httpx.Timeout(10.0))
+        # its own client: the API token is not sent to the OTLP endpoint, nor the ingest token to the API
+        self._otlp_http = httpx.Client(
+            headers={"authorization": f"Bearer {ingest_token}"} if ingest_token else {},
+            timeout=_ACK_TIMEOUT_S,
+        )
         self._otlp = otlp_http_endpoint
         self.dashboard_url: str | None = self.api_url
 
     @property
     def otlp_http_endpoint(self) -> str:
         if self._otlp is None:
-            health = self._get("/healthz")
+            health = self._json(self._request(self._http, "GET", "/healthz"))
             endpoint = health.get("otlp_http")
             if not isinstance(endpoint, str):
                 raise ConfigurationError(
@@ -121,42 +129,35 @@ class RemoteBackend:
             self._otlp = endpoint
         return self._otlp
 
-    def _get(self, path: str, **params: Any) -> Any:
+    def _request(self, http: Any, method: str, url: str, **kwargs: Any) -> Any:
+        """The answer to one request, whatever its status; no answer at all raises."""
         import httpx
 
         try:
-            response = self._http.get(path, params=params or None)
-        except httpx.HTTPError as error:
-            raise ConfigurationError(
-                f"tracebaton at {self.api_url} cannot be reached ({error}); "
-                "start it with `tracebaton serve` or fix --tracebaton-url"
-            ) from None
-        return self._json(response, path)
+            return http.request(method, url, **kwargs)
+        except httpx.TransportError as error:
+            raise ServerUnreachableError(
+                str(http.base_url).rstrip("/") or url,
+                error,
+                timed_out=isinstance(error, httpx.TimeoutException),
+                fix="start it with `tracebaton serve`, or fix --tracebaton-url / TRACEBATON_URL",
+            ) from error
 
-    def _json(self, response: Any, path: str) -> Any:
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ConfigurationError(f"{self.api_url}{path} answered {response.status_code}: {detail}")
-        return response.json()
+    def _json(self, response: Any) -> Any:
+        return RemoteError.json_of(str(response.request.url), response.status_code, response.text,
+                                   setting="--tracebaton-url or TRACEBATON_URL")
 
     def export_spans(self, spans: Sequence[ReadableSpan]) -> None:
-        import httpx
-
-        body = encode_spans(spans).SerializeToString()
-        response = httpx.post(
+        response = self._request(
+            self._otlp_http,
+            "POST",
             self.otlp_http_endpoint + "/v1/traces",
-            content=body,
-            timeout=_ACK_TIMEOUT_S,
-            headers={"content-type": "application/x-protobuf", **self._ingest_headers},
+            content=encode_spans(spans).SerializeToString(),
+            headers={"content-type": "application/x-protobuf"},
         )
         if response.status_code != 200:
-            raise StoreError(
-                f"{self.otlp_http_endpoint} refused the flow's own span: "
-                f"{response.status_code} {response.text[:200]}"
-            )
+            url = str(response.request.url)
+            raise RemoteError.for_answer(url, response.status_code, _otlp_text(response))
 
     def check(
         self,
@@ -167,8 +168,6 @@ class RemoteBackend:
         session_id: str | None = None,
         record: bool = True,
     ) -> FlowResult:
-        import httpx
-
         payload = {
             "spec": flow_spec_to_dict(spec),
             "trace_id": trace_id,
@@ -177,19 +176,16 @@ class RemoteBackend:
             "record": record,
         }
         wait_s = spec.wait.timeout_ns / 1e9 + 30.0
-        try:
-            response = self._http.post("/api/check", json=payload, timeout=wait_s)
-        except httpx.HTTPError as error:
-            raise ConfigurationError(f"tracebaton at {self.api_url} cannot be reached ({error})") from None
-        return FlowResult.from_json(self._json(response, "/api/check"))
+        response = self._request(self._http, "POST", "/api/check", json=payload, timeout=wait_s)
+        return FlowResult.from_json(self._json(response))
 
     def spans(self, trace_ids: Sequence[str]) -> list[StoredSpan]:
         spans = []
         for trace_id in trace_ids:
-            response = self._http.get(f"/api/traces/{trace_id}")
+            response = self._request(self._http, "GET", f"/api/traces/{trace_id}")
             if response.status_code == 404:
                 continue
-            spans += [span_from_json(s) for s in self._json(response, f"/api/traces/{trace_id}")["spans"]]
+            spans += [span_from_json(s) for s in self._json(response)["spans"]]
         return spans
 
     def traces(self, query: TraceQuery) -> list[TraceSummary]:
@@ -204,7 +200,7 @@ class RemoteBackend:
             params["since_unix_nano"] = query.since_unix_nano
         for key, value in query.attributes.items():
             params[f"attr.{key}"] = value
-        data = self._get("/api/traces", **params)
+        data = self._json(self._request(self._http, "GET", "/api/traces", params=params))
         return [
             TraceSummary(
                 trace_id=t["trace_id"],
@@ -222,3 +218,19 @@ class RemoteBackend:
 
     def close(self) -> None:
         self._http.close()
+        self._otlp_http.close()
+
+
+def _otlp_text(response: Any) -> str:
+    """An OTLP/HTTP error answer as text: its google.rpc.Status message when it is protobuf."""
+    if response.headers.get("content-type", "").startswith("application/x-protobuf"):
+        from google.protobuf.message import DecodeError
+        from google.rpc import status_pb2
+
+        status = status_pb2.Status()
+        try:
+            status.ParseFromString(response.content)
+        except DecodeError:
+            return repr(response.content[:200])
+        return str(status.message)
+    return str(response.text)

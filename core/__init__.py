@@ -6,14 +6,20 @@ nothing here pulls in duckdb, grpc or fastapi until it is used.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from ._config import ServerSettings, server_settings
 from ._durations import format_duration_ns, parse_duration_ns
 from ._errors import (
+    CollectorStateError,
     ConfigurationError,
     FlowSpecError,
     OtlpDecodeError,
+    RemoteError,
+    RequestRejectedError,
+    ServerError,
+    ServerUnreachableError,
     StoreClosedError,
     StoreError,
     StoreSaturatedError,
@@ -43,12 +49,17 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Client",
     "Collector",
+    "CollectorStateError",
     "ConfigurationError",
     "FlowResult",
     "FlowSpec",
     "FlowSpecError",
     "OtlpDecodeError",
+    "RemoteError",
+    "RequestRejectedError",
+    "ServerError",
     "ServerSettings",
+    "ServerUnreachableError",
     "ServiceProcess",
     "StoreClosedError",
     "StoreError",
@@ -63,3 +74,10 @@ __all__ = [
     "start_service",
     "sut_env",
 ]
+
+# Reported where users meet them (reprs, tracebacks, pytest's "E   ..." lines, pickles), not
+# in the private module that defines them; the lazy ones are claimed by their own modules.
+for _name in __all__:
+    _value = globals().get(_name)
+    if isinstance(_value, type) or (callable(_value) and inspect.isfunction(inspect.unwrap(_value))):
+        _value.__module__ = __name__

@@ -3,7 +3,8 @@ a server's REST API (--server, else TRACEBATON_URL, else the default URL).
 
 Exit codes: 0 every spec passed (or the command did what it was asked), 1 a spec failed,
 2 bad input — a spec that does not parse, a server that cannot be reached or refuses the
-request — always with a message on stderr and never a traceback.
+request — always with a message on stderr and never a traceback. A server that fails (5xx)
+also ends in 2, with a message that says the failure is the server's, not the request's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from ._config import ENV_TOKEN, ENV_URL, server_url
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, RemoteError, ServerUnreachableError
 
 _MARGIN_S = 30.0
 """Beyond a spec's own timeout, how long a check may take to come back (the server's settle)."""
@@ -87,25 +88,15 @@ class _Api:
 
         try:
             response = self._http.request(method, path, timeout=timeout or 30.0, **kwargs)
-        except httpx.HTTPError as error:
-            raise ConfigurationError(
-                f"tracebaton at {self.url} cannot be reached ({error or type(error).__name__}); start it "
-                f"with `tracebaton serve`, or point --server or {ENV_URL} at it"
-            ) from None
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text[:500]
-            raise ConfigurationError(
-                f"{self.url}{path.split('?')[0]} answered {response.status_code}: {detail}"
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise ConfigurationError(
-                f"{self.url}{path} did not answer JSON: is this a tracebaton server?"
-            ) from None
+        except httpx.TransportError as error:
+            raise ServerUnreachableError(
+                self.url,
+                error,
+                timed_out=isinstance(error, httpx.TimeoutException),
+                fix=f"start it with `tracebaton serve`, or point --server or {ENV_URL} at it",
+            ) from error
+        return RemoteError.json_of(f"{self.url}{path.split('?')[0]}", response.status_code, response.text,
+                                   setting=f"--server or {ENV_URL}")
 
     def close(self) -> None:
         self._http.close()
