@@ -53,8 +53,16 @@ class _Session:
     remote_url: str | None
 
 
+def _workerinput(config: pytest.Config) -> Mapping[str, Any]:
+    """What pytest-xdist gave this worker; empty when this run is not a worker. Never
+    $PYTEST_XDIST_WORKER: a pytest run started from inside a worker (pytester, a
+    subprocess) inherits the variable without being a worker itself."""
+    workerinput: Mapping[str, Any] = getattr(config, "workerinput", {})
+    return workerinput
+
+
 def _worker_suffix(config: pytest.Config) -> str:
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    worker = _workerinput(config).get("workerid")
     return f"-{worker}" if worker else ""
 
 
@@ -66,8 +74,7 @@ def _store_path(config: pytest.Config) -> Path:
 
 
 def _session_id(config: pytest.Config) -> str:
-    workerinput: Mapping[str, Any] = getattr(config, "workerinput", {})
-    return str(workerinput.get("testrunuid") or uuid.uuid4().hex)
+    return str(_workerinput(config).get("testrunuid") or uuid.uuid4().hex)
 
 
 @pytest.fixture(scope="session")
