@@ -1,12 +1,14 @@
 """The flow engine: hops, flow specs and verdicts over the collector's read API, and the
-Python API built on them (`Collector`, `Client`, `Flow`, `Trace`).
+Python API built on them (`Client`, `FlowHost`, `Flow`, `Trace`; `tracebaton.Collector`,
+which runs a server, is a `FlowHost` over an `EmbeddedBackend` defined in the app layer).
 
 Built on `tracebaton.collector.SpanStore`; it reads spans and never writes them.
 """
 
 from __future__ import annotations
 
-from ._client import Client, Collector, Traces
+from ._backends import EmbeddedBackend, FlowBackend
+from ._client import Client, FlowHost, Traces
 from ._engine import FlowEngine
 from ._flow import Flow
 from ._render import render_hop_table, render_verdict
@@ -50,8 +52,8 @@ __all__ = [
     "CheckResult",
     "CheckState",
     "Client",
-    "Collector",
     "CountBound",
+    "EmbeddedBackend",
     "ErrorsMode",
     "ErrorsPolicy",
     "Expectations",
@@ -59,7 +61,9 @@ __all__ = [
     "Finding",
     "FindingKind",
     "Flow",
+    "FlowBackend",
     "FlowEngine",
+    "FlowHost",
     "FlowResult",
     "FlowSpec",
     "FlowTrace",

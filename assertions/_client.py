@@ -1,5 +1,6 @@
-"""The Python API's entry points: `Collector` (embedded: a collector in this process) and
-`Client` (a remote `tracebaton serve`). Both judge flows, fetch traces and find many."""
+"""The Python API's flow host: what `Collector` (a collector in this process, defined in the
+app layer, `tracebaton.Collector`) and `Client` (a remote `tracebaton serve`) share — they
+judge flows, fetch traces and find many the same way, over a `FlowBackend`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tracebaton import ServerSettings, TraceAssertionError, parse_duration_ns
+from tracebaton import TraceAssertionError, parse_duration_ns
 from tracebaton import sut_env as _sut_env
 from tracebaton.collector import TraceQuery
 
-from ._backends import EmbeddedBackend, FlowBackend, RemoteBackend
+from ._backends import FlowBackend, RemoteBackend
 from ._flow import Flow, _BackendExporter, flow_tracer_provider
 from ._render import render_verdict
 from ._result import FlowResult
@@ -24,18 +25,26 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 
-class _FlowHost:
-    _backend: FlowBackend
-    _ingest_token: str | None = None
-    render_options: dict[str, Any]
-    """How failures read: `verbosity` (2 = everything), `dashboard_url`, `db_path`."""
+class FlowHost:
+    """Flows, checks, traces and `find` over one backend. A subclass provides `_backend`,
+    and raises there when it has none (a `Collector` that is not running)."""
+
+    def __init__(self, *, ingest_token: str | None = None) -> None:
+        self.render_options: dict[str, Any] = {}
+        """How failures read: `verbosity` (2 = everything), `dashboard_url`, `db_path`."""
+        self._ingest_token = ingest_token
+        self._provider: tuple[FlowBackend, TracerProvider, _BackendExporter] | None = None
+
+    @property
+    def _backend(self) -> FlowBackend:
+        raise NotImplementedError
 
     def _flow_provider(self) -> tuple[TracerProvider, _BackendExporter]:
-        cached: tuple[TracerProvider, _BackendExporter] | None = getattr(self, "_provider", None)
-        if cached is None:
-            cached = flow_tracer_provider(self._backend)
-            self._provider = cached
-        return cached
+        backend = self._backend
+        # a Collector started again has a new backend: the old provider would export to a closed store
+        if self._provider is None or self._provider[0] is not backend:
+            self._provider = (backend, *flow_tracer_provider(backend))
+        return self._provider[1], self._provider[2]
 
     def flow(
         self,
@@ -51,7 +60,7 @@ class _FlowHost:
                     session_id=session_id, render_options=self._render_options())
 
     def _render_options(self) -> dict[str, Any]:
-        return {"dashboard_url": self._backend.dashboard_url, **getattr(self, "render_options", {})}
+        return {"dashboard_url": self._backend.dashboard_url, **self.render_options}
 
     def check(
         self, spec: FlowSpec | Mapping[str, Any] | str | Any, trace_id: str | None = None
@@ -83,7 +92,8 @@ class _FlowHost:
     ) -> Traces:
         """Many traces at once, for aggregate assertions (p99 of a hop across a load test)."""
         since_ns = None if since is None else time.time_ns() - parse_duration_ns(since, what="find(since=)")
-        summaries = self._backend.traces(
+        backend = self._backend
+        summaries = backend.traces(
             TraceQuery(
                 service=service,
                 name=name,
@@ -92,7 +102,7 @@ class _FlowHost:
                 limit=limit,
             )
         )
-        return Traces([Trace.load(self._backend, [s.trace_id]) for s in summaries])
+        return Traces([Trace.load(backend, [s.trace_id]) for s in summaries])
 
     def sut_env(
         self, *, service_name: str | None = None, headers: Iterable[str] = (), host: str | None = None
@@ -106,69 +116,16 @@ class _FlowHost:
             host=host,
         )
 
-
-class Collector(_FlowHost):
-    """A tracebaton collector in this process: OTLP receivers, store and API on free ports."""
-
-    def __init__(
-        self,
-        db: str = ":memory:",
-        *,
-        host: str = "127.0.0.1",
-        grpc_port: int = 0,
-        http_port: int = 0,
-        api_port: int = 0,
-        token: str | None = None,
-        ingest_token: str | None = None,
-    ) -> None:
-        self.settings = ServerSettings(
-            store="duckdb:" + db,
-            host=host,
-            grpc_port=grpc_port,
-            http_port=http_port,
-            api_port=api_port,
-            token=token,
-            ingest_token=ingest_token,
-        )
-        self._ingest_token = ingest_token
-        self._server: Any = None
-
-    def start(self) -> Collector:
-        from tracebaton._server import TracebatonServer
-
-        server = TracebatonServer(self.settings)
-        addresses = server.start()
-        self._server = server
-        self.addresses = addresses
-        self._backend = EmbeddedBackend(
-            server.store, otlp_http_endpoint=addresses.otlp_http_url, dashboard_url=addresses.api_url
-        )
-        return self
-
-    @property
-    def store(self) -> Any:
-        return self._server.store
-
     def span_processor(self) -> SpanProcessor:
         """For services under test that run in the test process: add it to their
-        TracerProvider and their spans reach this store without a network hop."""
+        TracerProvider and their spans reach this host's store (an embedded one without a
+        network hop)."""
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         return BatchSpanProcessor(_BackendExporter(self._backend), schedule_delay_millis=20)
 
-    def shutdown(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
 
-    def __enter__(self) -> Collector:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
-
-
-class Client(_FlowHost):
+class Client(FlowHost):
     """A remote `tracebaton serve`: flows are judged there (`POST /api/check`)."""
 
     def __init__(
@@ -179,10 +136,13 @@ class Client(_FlowHost):
         otlp_http_endpoint: str | None = None,
         ingest_token: str | None = None,
     ) -> None:
+        super().__init__(ingest_token=ingest_token)
         self._remote = RemoteBackend(url, token=token, otlp_http_endpoint=otlp_http_endpoint,
                                      ingest_token=ingest_token)
-        self._backend = self._remote
-        self._ingest_token = ingest_token
+
+    @property
+    def _backend(self) -> FlowBackend:
+        return self._remote
 
     def close(self) -> None:
         self._remote.close()

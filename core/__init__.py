@@ -2,10 +2,24 @@
 
 The facade stays light on purpose: the pytest plugin imports it in every test run, so
 nothing here pulls in duckdb, grpc or fastapi until it is used.
+
+`core/` (this package's own modules) is two layers:
+
+- the **base layer**: `_errors`, `_config`, `_durations`, `_sut_env`, `_services` and this
+  facade's eager part. Every component (collector, assertions, api, dashboards, demo) may
+  import it, through this facade (`from tracebaton import StoreError`); it imports no
+  component at run time, so it can never close a cycle.
+- the **app layer**: `_embedded` (`Collector`), `_server`, `_cli`, `_cli_client`,
+  `__main__` and `pytest_plugin`. These wire the components together, so they may import
+  every component; no component may import them. The names they define that users need
+  (`Collector`) are loaded lazily here, so importing the facade loads no app module.
+
+`tests/test_import_graph.py` holds the package to these rules.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import TYPE_CHECKING, Any
 
@@ -30,20 +44,30 @@ from ._services import ServiceProcess, start_service
 from ._sut_env import sut_env
 
 if TYPE_CHECKING:
-    from tracebaton.assertions import Client, Collector, FlowResult, FlowSpec, Trace
+    from tracebaton.assertions import Client, FlowResult, FlowSpec, Trace
+
+    from ._embedded import Collector
 
 __version__ = "0.1.0"
 
-_LAZY = {"Client", "Collector", "FlowResult", "FlowSpec", "Trace"}
+_LAZY = {
+    "Client": "tracebaton.assertions",
+    "Collector": "tracebaton._embedded",
+    "FlowResult": "tracebaton.assertions",
+    "FlowSpec": "tracebaton.assertions",
+    "Trace": "tracebaton.assertions",
+}
+"""Names loaded on first use: the flow API pulls in the OpenTelemetry SDK, `Collector` the
+store and the server. `tracebaton.assertions` and `_embedded` set their `__module__` to
+"tracebaton" (the loop at the end of this file runs before they are loaded)."""
 
 
 def __getattr__(name: str) -> Any:
-    # the flow API pulls in the OpenTelemetry SDK and the store; load it on first use only
-    if name in _LAZY:
-        from tracebaton import assertions
-
-        return getattr(assertions, name)
-    raise AttributeError(f"module 'tracebaton' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tracebaton' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 __all__ = [

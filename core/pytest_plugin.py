@@ -22,7 +22,9 @@ from ._config import ENV_INGEST_TOKEN, ENV_TOKEN, ENV_URL
 from ._services import ServiceProcess, start_service
 
 if TYPE_CHECKING:
-    from tracebaton.assertions import Client, Collector, Flow, FlowResult, Trace, Traces
+    from tracebaton.assertions import Client, Flow, FlowResult, Trace, Traces
+
+    from ._embedded import Collector
 
 DEFAULT_STORE_DIR = ".tracebaton"
 _FLOWS_KEY = pytest.StashKey["list[Flow]"]()
@@ -79,7 +81,9 @@ def _session_id(config: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def _tracebaton_session(pytestconfig: pytest.Config) -> Iterator[_Session]:
-    from tracebaton.assertions import Client, Collector
+    from tracebaton.assertions import Client
+
+    from ._embedded import Collector
 
     verbosity = pytestconfig.get_verbosity()
     url = pytestconfig.getoption("tracebaton_url") or os.environ.get(ENV_URL)
