@@ -7,6 +7,10 @@ Built on `tracebaton.collector.SpanStore`; it reads spans and never writes them.
 
 from __future__ import annotations
 
+import inspect as _inspect
+
+import tracebaton as _tracebaton
+
 from ._backends import EmbeddedBackend, FlowBackend
 from ._client import Client, FlowHost, Traces
 from ._engine import FlowEngine
@@ -89,3 +93,8 @@ __all__ = [
     "span_from_json",
     "span_json",
 ]
+
+for _name in __all__:  # reported where users meet them (reprs, pickles), not in a private module
+    _value = globals().get(_name)
+    if isinstance(_value, type) or (callable(_value) and _inspect.isfunction(_inspect.unwrap(_value))):
+        _value.__module__ = "tracebaton" if _name in _tracebaton.__all__ else __name__

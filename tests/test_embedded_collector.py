@@ -73,9 +73,9 @@ def test_its_span_processor_feeds_the_store_from_this_process() -> None:
     with Collector() as tb:
         provider = TracerProvider(resource=Resource.create({"service.name": "inventory"}))
         provider.add_span_processor(tb.span_processor())
-        with tb.flow("reserve") as flow:
-            with provider.get_tracer("test").start_as_current_span("POST /reserve", kind=SpanKind.SERVER):
-                pass
+        tracer = provider.get_tracer("test")
+        with tb.flow("reserve") as flow, tracer.start_as_current_span("POST /reserve", kind=SpanKind.SERVER):
+            pass
         provider.force_flush()
         spans = {(s.service, s.name) for s in flow.trace().spans}
         provider.shutdown()

@@ -193,7 +193,8 @@ def test_an_inherited_xdist_variable_does_not_make_a_run_a_worker(
     outcome = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     outcome.assert_outcomes(passed=1)
     assert [p.name for p in (pytester.path / ".tracebaton").glob("*.duckdb")] == ["last.duckdb"]
-    outcome.stdout.fnmatch_lines(["tracebaton: 1 flows, 0 failed; open the dashboard: *--db .tracebaton/last.duckdb"])
+    summary = "tracebaton: 1 flows, 0 failed; open the dashboard: *--db .tracebaton/last.duckdb"
+    outcome.stdout.fnmatch_lines([summary])
 
 
 def test_importing_the_plugin_loads_no_store_rpc_or_web_framework() -> None:
