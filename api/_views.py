@@ -1,121 +1,64 @@
 """What the dashboard's Flow and Trace pages draw, computed once on the server: the verdict,
-the spans of every trace the flow covers, the critical path and the budget markers.
+the spans of every trace the flow covers, the critical path, the budget markers, and where
+the flow's tree hangs a span.
 
 Pure functions over public types: the flow engine judges, this only arranges the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tracebaton import FlowSpecError
-from tracebaton.assertions import FlowResult, HopKind, HopPattern, parse_flow_spec, span_json
+from tracebaton.assertions import (
+    FlowResult,
+    FlowTrace,
+    build_trace,
+    critical_path,
+    entry_span,
+    hand_off_parents,
+    hop_matches,
+    parse_flow_spec,
+    span_json,
+)
 from tracebaton.collector import StoredSpan
 
 MAX_FLOW_SPANS = 20_000
 """Spans one Flow page shows; a flow of more is cut (the `truncated` flag says so), because a
 browser cannot lay out more rows than that usefully anyway."""
-TEST_SERVICE = "test"
-
-
-def critical_path(spans: Sequence[StoredSpan]) -> list[str]:
-    """Span ids on the critical path of each tree: from a root, repeatedly the child that
-    ended last before the time still to be explained, as tracing UIs define it."""
-    by_id = {s.span_id: s for s in spans}
-    children: dict[str, list[StoredSpan]] = {}
-    roots = []
-    for span in spans:
-        if span.parent_span_id and span.parent_span_id in by_id and span.parent_span_id != span.span_id:
-            children.setdefault(span.parent_span_id, []).append(span)
-        else:
-            roots.append(span)
-    path: list[str] = []
-    seen: set[str] = set()
-    stack = [(root, root.end_unix_nano) for root in roots]
-    while stack:  # iterative: a deep (or malformed) trace must not exhaust the recursion limit
-        span, _ = stack.pop()
-        if span.span_id in seen:
-            continue
-        seen.add(span.span_id)
-        path.append(span.span_id)
-        cursor = span.end_unix_nano
-        kids = sorted(
-            children.get(span.span_id, ()), key=lambda s: (s.end_unix_nano, s.span_id), reverse=True
-        )
-        for kid in kids:
-            if kid.end_unix_nano <= cursor and kid.start_unix_nano >= span.start_unix_nano:
-                stack.append((kid, cursor))
-                cursor = kid.start_unix_nano
-    return path
-
-
-def _matches(pattern: HopPattern, hop: Mapping[str, Any]) -> bool:
-    if pattern.asynchronous != (hop.get("kind") == HopKind.ASYNC.value):
-        return False
-    caller = hop.get("caller_service")
-    if pattern.caller == "*" and caller == TEST_SERVICE:
-        return False
-    return pattern.caller in ("*", caller) and pattern.callee in ("*", hop.get("callee_service"))
 
 
 def budget_markers(
-    spec: Mapping[str, Any] | None, result: FlowResult | Mapping[str, Any], spans: Sequence[StoredSpan]
+    spec: Mapping[str, Any] | None, result: FlowResult, trace: FlowTrace
 ) -> list[dict[str, Any]]:
-    """Where a budget ends on the waterfall: per hop, the caller span's start plus its
-    budget; for `budgets.trace`, the entry span's start plus that."""
+    """Where a budget ends on the waterfall: per hop, the caller span's start plus each budget
+    that names the hop (the engine holds a hop to all of them); for `budgets.trace`, the entry
+    span's start plus that."""
     if not spec:
         return []
     try:
         flow_spec = parse_flow_spec(dict(spec))
     except FlowSpecError:
         return []
-    hops = result.to_json()["hops"] if isinstance(result, FlowResult) else result.get("hops", [])
     markers: list[dict[str, Any]] = []
-    for hop in hops:
-        caller_span = hop.get("caller_span_id")
-        if not caller_span:
+    for hop in result.hops:
+        if not hop.caller_span_id:
             continue
-        for pattern, budget_ns in flow_spec.expect.budgets.hops:
-            if _matches(pattern, hop):
-                markers.append(
-                    {
-                        "span_id": caller_span,
-                        "budget_ns": str(budget_ns),
-                        "label": f"{pattern}: {budget_ns / 1e6:g} ms",
-                    }
-                )
-                break
-    if flow_spec.expect.budgets.trace_ns is not None:
-        entry = _entry_span(
-            spans, result.trace_id if isinstance(result, FlowResult) else result.get("trace_id")
-        )
-        if entry is not None:
-            markers.append(
-                {
-                    "span_id": entry.span_id,
-                    "budget_ns": str(flow_spec.expect.budgets.trace_ns),
-                    "label": f"trace: {flow_spec.expect.budgets.trace_ns / 1e6:g} ms",
-                }
-            )
+        markers += [
+            _marker(hop.caller_span_id, budget_ns, str(pattern))
+            for pattern, budget_ns in flow_spec.expect.budgets.hops
+            if hop_matches(pattern, hop)
+        ]
+    budget_ns = flow_spec.expect.budgets.trace_ns
+    entry = entry_span(trace) if budget_ns is not None else None
+    if budget_ns is not None and entry is not None:
+        markers.append(_marker(entry.span_id, budget_ns, "trace"))
     return markers
 
 
-def _entry_span(spans: Sequence[StoredSpan], trace_id: str | None) -> StoredSpan | None:
-    """DESIGN §6: the earliest span whose parent is the flow's root (the test's) or absent."""
-    own = [s for s in spans if s.trace_id == trace_id] or list(spans)
-    ids = {s.span_id: s for s in own}
-    candidates = [
-        s
-        for s in own
-        if s.service != TEST_SERVICE
-        and (
-            s.parent_span_id is None
-            or s.parent_span_id not in ids
-            or ids[s.parent_span_id].service == TEST_SERVICE
-        )
-    ]
-    return min(candidates, key=lambda s: (s.start_unix_nano, s.span_id), default=None)
+def _marker(span_id: str, budget_ns: int, what: str) -> dict[str, Any]:
+    return {"span_id": span_id, "budget_ns": str(budget_ns), "label": f"{what}: {budget_ns / 1e6:g} ms"}
 
 
 def flow_view(
@@ -128,12 +71,33 @@ def flow_view(
     ordered = sorted(spans, key=lambda s: (s.start_unix_nano, s.span_id))
     truncated = len(ordered) > MAX_FLOW_SPANS
     shown = ordered[:MAX_FLOW_SPANS]
+    judged = FlowResult.from_json(dict(result))
+    # The engine's tree of the flow (duplicates collapsed, parent loops cut), with the traces
+    # its hops reached hung below their callers: what the waterfall draws and the critical
+    # path walks. `now` only dates findings, which the view does not show.
+    latest = max((s.end_unix_nano for s in shown), default=0)
+    trace = build_trace(judged.trace_id, shown, now_unix_nano=latest)
+    hung = hand_off_parents(trace, judged.hops)
     return {
         "run": run,
         "result": result,
         "spec": spec,
         "spans": [span_json(s) for s in shown],
         "truncated": truncated,
-        "critical_path": critical_path(shown),
-        "budgets": budget_markers(spec, result, shown),
+        "critical_path": critical_path(trace, hung),
+        "budgets": budget_markers(spec, judged, trace),
+        "tree_parents": _tree_parents(trace, hung),
     }
+
+
+def _tree_parents(trace: FlowTrace, hung: Mapping[str, str]) -> dict[str, str | None]:
+    """Where the flow's tree puts a span other than under the parent its own id names (a
+    hung top; a span whose parent loop was cut, or whose parent id names itself): only those,
+    so the page stays small."""
+    parents: dict[str, str | None] = {}
+    for span in trace.spans:
+        parent = trace.parent.get(span.span_id) or hung.get(span.span_id)
+        named = span.parent_span_id if span.parent_span_id in trace.by_id else None
+        if parent != named:
+            parents[span.span_id] = parent
+    return parents

@@ -12,9 +12,11 @@ import inspect as _inspect
 import tracebaton as _tracebaton
 
 from ._backends import EmbeddedBackend, FlowBackend
+from ._checks_budgets import entry_span
 from ._client import Client, FlowHost, Traces
 from ._engine import FlowEngine
 from ._flow import Flow
+from ._hops import TEST_SERVICE, hop_matches
 from ._render import render_hop_table, render_verdict
 from ._result import (
     CHECK_IDS,
@@ -46,12 +48,13 @@ from ._spec import (
 )
 from ._spec_dump import flow_spec_to_dict, flow_spec_to_yaml
 from ._spec_parse import parse_flow_spec
-from ._trace import FlowTrace, build_trace
+from ._trace import FlowTrace, build_trace, critical_path, hand_off_parents
 from ._trace_view import Trace
 from ._wire import span_from_json, span_json
 
 __all__ = [
     "CHECK_IDS",
+    "TEST_SERVICE",
     "Budgets",
     "CheckResult",
     "CheckState",
@@ -85,8 +88,12 @@ __all__ = [
     "WaitSpec",
     "WaitedReason",
     "build_trace",
+    "critical_path",
+    "entry_span",
     "flow_spec_to_dict",
     "flow_spec_to_yaml",
+    "hand_off_parents",
+    "hop_matches",
     "parse_flow_spec",
     "render_hop_table",
     "render_verdict",

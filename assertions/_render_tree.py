@@ -15,7 +15,7 @@ from tracebaton import format_duration_ns
 from tracebaton.collector import SpanKind, StoredSpan
 
 from ._result import CheckState, FlowResult, HopResult
-from ._trace import FlowTrace, span_order
+from ._trace import FlowTrace, hand_off_parents, span_order
 
 MAX_SPAN_LINES = 25
 """Span lines at verbosity < 2; culprits and their ancestors are shown even beyond it."""
@@ -83,35 +83,16 @@ class _View:
     def __init__(self, trace: FlowTrace, hops: Sequence[HopResult], *, fold: bool, keep: Collection[str]):
         self.trace = trace
         self.folded = {s.span_id for s in trace.spans if fold and is_noise(s) and s.span_id not in keep}
-        self.stitched_parent: dict[str, str] = {}
+        self.stitched_parent = hand_off_parents(trace, hops)
         self.stitched_children: dict[str, list[StoredSpan]] = {}
-        for hop in hops:
-            self._stitch(hop)
+        for child_id, parent_id in self.stitched_parent.items():
+            self.stitched_children.setdefault(parent_id, []).append(trace.by_id[child_id])
 
     def _raw_parent(self, span: StoredSpan) -> StoredSpan | None:
         parent = self.trace.parent_of(span)
         if parent is None and span.span_id in self.stitched_parent:
             parent = self.trace.by_id[self.stitched_parent[span.span_id]]
         return parent
-
-    def _raw_top(self, span: StoredSpan) -> StoredSpan:
-        parent = self._raw_parent(span)
-        while parent is not None:
-            span, parent = parent, self._raw_parent(parent)
-        return span
-
-    def _stitch(self, hop: HopResult) -> None:
-        by_id = self.trace.by_id
-        caller, callee = by_id.get(hop.caller_span_id or ""), by_id.get(hop.callee_span_id or "")
-        if caller is None or callee is None:
-            return
-        top = self._raw_top(callee)
-        if top is self._raw_top(caller):
-            return  # same tree already; hanging it again would make a cycle
-        if top.parent_span_id is None and top.trace_id == self.trace.trace_id:
-            return  # the flow's own root stays the trunk
-        self.stitched_parent[top.span_id] = caller.span_id
-        self.stitched_children.setdefault(caller.span_id, []).append(top)
 
     def parent(self, span: StoredSpan) -> StoredSpan | None:
         parent = self._raw_parent(span)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from tracebaton.collector import StoredSpan
 
-from ._result import Finding, FindingKind
+from ._result import Finding, FindingKind, HopResult
 
 _SKEW_TOLERANCE_NS = 5_000_000
 """Clocks of different hosts disagree by a few ms; below this a child "before" its parent is noise."""
@@ -149,6 +149,63 @@ def build_trace(
         findings=tuple(findings),
         stitched=frozenset(stitched),
     )
+
+
+def hand_off_parents(trace: FlowTrace, hops: Iterable[HopResult]) -> dict[str, str]:
+    """Where the tops of other trees of the flow hang, so each hand-off reads as one tree:
+    span id -> the caller span it hangs under. A hop whose callee's tree is not its caller's
+    (a broken hand-off's callee trace, a linked consumer's) hangs that tree's top under the
+    hop's caller; the flow's own root stays the trunk, and no hanging makes a cycle.
+
+    The failure message's span tree, the dashboard's waterfall and the critical path are all
+    drawn on this one tree."""
+    hung: dict[str, str] = {}
+
+    def top_of(span: StoredSpan) -> StoredSpan:
+        while True:
+            parent_id = trace.parent.get(span.span_id) or hung.get(span.span_id)
+            if parent_id is None:
+                return span
+            span = trace.by_id[parent_id]
+
+    for hop in hops:
+        caller = trace.by_id.get(hop.caller_span_id or "")
+        callee = trace.by_id.get(hop.callee_span_id or "")
+        if caller is None or callee is None:
+            continue
+        top = top_of(callee)
+        if top is top_of(caller):
+            continue  # same tree already; hanging it again would make a cycle
+        if top.parent_span_id is None and top.trace_id == trace.trace_id:
+            continue  # the flow's own root stays the trunk
+        hung[top.span_id] = caller.span_id
+    return hung
+
+
+def critical_path(trace: FlowTrace, hung: Mapping[str, str] | None = None) -> list[str]:
+    """Span ids on the critical path of each tree, tops in start order, each span before the
+    spans below it: from a top, repeatedly the child that ended last before the time still to
+    be explained, as tracing UIs define it. `hung` (`hand_off_parents`) hangs the tops of
+    other trees under their callers first, so the path follows a hand-off into them."""
+    hung = hung or {}
+    below: dict[str, list[StoredSpan]] = {}
+    for child_id, parent_id in hung.items():
+        below.setdefault(parent_id, []).append(trace.by_id[child_id])
+    path: list[str] = []
+    # iterative: a deep trace must not exhaust the recursion limit
+    stack = [top for top in reversed(trace.roots) if top.span_id not in hung]
+    while stack:
+        span = stack.pop()
+        path.append(span.span_id)
+        cursor = span.end_unix_nano
+        critical = []
+        kids = [*trace.children_of(span), *below.get(span.span_id, ())]
+        for kid in sorted(kids, key=lambda s: (s.end_unix_nano, s.span_id), reverse=True):
+            if kid.end_unix_nano <= cursor and kid.start_unix_nano >= span.start_unix_nano:
+                critical.append(kid)
+                cursor = kid.start_unix_nano
+        stack.extend(critical)  # chosen latest first, so the earliest pops first: time order
+    return path
 
 
 def _cut_cycles(parent: dict[str, str], by_id: Mapping[str, StoredSpan], findings: list[Finding]) -> None:

@@ -52,18 +52,15 @@ function buildModel(view) {
   const failingHops = new Set(result.hops.filter((hop) =>
     hop.status === "broken" || failingHopNames.has(hop.hop) ||
     (failedChecks.length && (failingSpanIds.has(hop.caller_span_id) || failingSpanIds.has(hop.callee_span_id)))));
-  // A broken hop's callee started a trace of its own: hang it under its caller, as the engine did.
-  const stitched = new Map();
-  for (const hop of result.hops) {
-    if (hop.status === "broken" && hop.callee_span_id && hop.caller_span_id) stitched.set(hop.callee_span_id, hop.caller_span_id);
-  }
-  // A consumer in another trace that links to a producer of this flow hangs under that producer.
-  const linkedParent = new Map();
-  for (const span of spans) {
-    if (span.parent_span_id && byId.has(span.parent_span_id)) continue;
-    for (const link of span.links) if (byId.has(link.span_id)) { linkedParent.set(span.span_id, link.span_id); break; }
-  }
-  return { spans, byId, failingHops, failingSpanIds, stitched, linkedParent, rows: new Map(), hopEls: new Map() };
+  // The flow's tree is the engine's: `tree_parents` lists every span it hangs elsewhere than
+  // under the parent its own id names (another trace's top under the call that reached it,
+  // the cut of a parent loop); every other span hangs under its own parent.
+  const hung = new Map(Object.entries(view.tree_parents));
+  const parentOf = (span) => {
+    if (hung.has(span.span_id)) return hung.get(span.span_id);
+    return span.parent_span_id && byId.has(span.parent_span_id) ? span.parent_span_id : null;
+  };
+  return { spans, byId, failingHops, failingSpanIds, hung, parentOf, rows: new Map(), hopEls: new Map() };
 }
 
 // ---- header and failure text ---------------------------------------------------------------
@@ -281,11 +278,7 @@ function waterfall(view, model) {
 
   function tree(includeFolded) {
     const visible = (span) => includeFolded || !(span.kind === "internal" && FOLDED.test(span.name));
-    const parentOf = (span) => {
-      let parent = span.parent_span_id;
-      if (!parent || !model.byId.has(parent)) parent = model.stitched.get(span.span_id) || model.linkedParent.get(span.span_id) || null;
-      return parent;
-    };
+    const parentOf = model.parentOf;
     const children = new Map();
     const roots = [];
     for (const span of spans) {
@@ -334,7 +327,7 @@ function waterfall(view, model) {
       const error = span.status.code === "error";
       const bar = h("div", {
         class: ["wf-bar", error ? "error" : "", critical.has(span.span_id) ? "critical" : "",
-          model.stitched.has(span.span_id) ? "stitched" : ""].filter(Boolean).join(" "),
+          model.hung.get(span.span_id) ? "stitched" : ""].filter(Boolean).join(" "),
         style: `left:${pct(start)};width:${pct(duration)};--svc:${serviceColor(span.service)}`,
       });
       // The duration label goes after the bar, or before it when the bar reaches the right edge.

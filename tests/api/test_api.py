@@ -15,7 +15,17 @@ import httpx
 import pytest
 import yaml
 from conftest import RunningServer, start_server
-from scripted_traces import CHECKOUT_SPEC, XSS_NAME, check, import_spans, new_id, scripted_checkout
+from scripted_traces import (
+    CHECKOUT_SPEC,
+    XSS_NAME,
+    ScriptedSpan,
+    check,
+    import_spans,
+    new_id,
+    scripted_checkout,
+)
+
+from tracebaton.assertions import FlowResult, build_trace, critical_path, hand_off_parents, span_from_json
 
 ROUTES = {
     "/healthz": {"get"},
@@ -412,6 +422,30 @@ def test_the_flow_view_of_a_run_and_of_a_trace(api: str) -> None:
         "cart -> inventory",
     }
     assert any(c["check"] == "errors" and c["state"] == "fail" for c in unjudged["result"]["checks"])
+
+
+def test_the_flow_view_walks_the_engine_s_tree_of_the_flow(api: str) -> None:
+    """The critical path and the waterfall's parents are the engine's: a parent loop that the
+    engine cuts (and that used to leave both spans off the path and the page) is on both."""
+    trace = scripted_checkout(inventory_fails=False)
+    root = trace.spans[0]
+    first = ScriptedSpan("audit", "audit a", 1, 100, 110)
+    second = ScriptedSpan("audit", "audit b", 1, 100, 110, parent=first)
+    first.parent = second
+    trace.spans += [first, second]
+    import_spans(api, trace)
+    judged = check(api, {"name": "audit", "expect": {"hops": ["cart -> inventory"]}}, trace.trace_id)
+    for key in (judged["run_id"], trace.trace_id + "?recorded=false"):
+        view = httpx.get(f"{api}/api/flows/{key}").json()
+        spans = [span_from_json(s) for s in view["spans"]]
+        tree = build_trace(trace.trace_id, spans, now_unix_nano=time.time_ns())
+        hops = FlowResult.from_json(view["result"]).hops
+        assert view["critical_path"] == critical_path(tree, hand_off_parents(tree, hops))
+        assert view["critical_path"][0] == root.span_id
+        assert {first.span_id, second.span_id} <= set(view["critical_path"])
+        cut = [s for s in (first, second) if s.span_id in view["tree_parents"]]
+        assert len(cut) == 1
+        assert view["tree_parents"][cut[0].span_id] is None, "where the loop was cut is a top"
 
 
 def test_the_spec_of_a_healthy_trace_passes_on_it(api: str) -> None:

@@ -275,6 +275,14 @@ def test_a_broken_hop_is_a_cut_arrow_linking_to_the_callee_s_own_trace(api: str,
     assert page.locator('g.hop[data-hop="cart -> inventory"]:not(.ghost)').count() == 1, (
         "the stitched trace's hops are drawn too"
     )
+    cut = next(h for h in result.hops if h.status.value == "broken")
+    rows = page.locator(".wf-row").evaluate_all("rows => rows.map((row) => row.dataset.spanId)")
+    assert rows.index(cut.callee_span_id) == rows.index(cut.caller_span_id) + 1, (
+        "the waterfall hangs the callee's trace below the call, on the engine's tree"
+    )
+    callee_bar = page.locator(f'.wf-row[data-span-id="{cut.callee_span_id}"] .wf-bar')
+    assert "stitched" in (callee_bar.get_attribute("class") or "")
+    assert "critical" in (callee_bar.get_attribute("class") or ""), "the critical path follows the hand-off"
     shot(page, "flow-broken-hop")
     link.click()
     page.locator("#sequence, #no-hops").first.wait_for()
