@@ -1,6 +1,6 @@
 """What the dashboard's Flow and Trace pages draw, computed once on the server: the verdict,
-the spans of every trace the flow covers, the critical path, the budget markers, and where
-the flow's tree hangs a span.
+the spans of every trace the flow covers, the critical path, the budget markers, where the
+flow's tree hangs a span, and which hops to draw as the culprit.
 
 Pure functions over public types: the flow engine judges, this only arranges the answer.
 """
@@ -18,6 +18,7 @@ from tracebaton.assertions import (
     critical_path,
     entry_span,
     hand_off_parents,
+    hop_blame,
     hop_matches,
     parse_flow_spec,
     span_json,
@@ -78,6 +79,7 @@ def flow_view(
     latest = max((s.end_unix_nano for s in shown), default=0)
     trace = build_trace(judged.trace_id, shown, now_unix_nano=latest)
     hung = hand_off_parents(trace, judged.hops)
+    blame = hop_blame(judged)
     return {
         "run": run,
         "result": result,
@@ -87,6 +89,8 @@ def flow_view(
         "critical_path": critical_path(trace, hung),
         "budgets": budget_markers(spec, judged, trace),
         "tree_parents": _tree_parents(trace, hung),
+        "culprit_hops": list(blame.culprits),
+        "implicated_hops": list(blame.implicated),
     }
 
 

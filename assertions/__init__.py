@@ -29,6 +29,7 @@ from ._result import (
     HopResult,
     HopStatus,
     WaitedReason,
+    hop_blame,
 )
 from ._spec import (
     Budgets,
@@ -93,6 +94,7 @@ __all__ = [
     "flow_spec_to_dict",
     "flow_spec_to_yaml",
     "hand_off_parents",
+    "hop_blame",
     "hop_matches",
     "parse_flow_spec",
     "render_hop_table",

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from tracebaton import format_duration_ns
 from tracebaton.collector import SpanKind, StoredSpan
 
-from ._result import CheckState, FlowResult, HopResult
+from ._result import CheckState, FlowResult, HopResult, divergent_hops
 from ._trace import FlowTrace, hand_off_parents, span_order
 
 MAX_SPAN_LINES = 25
@@ -32,23 +32,6 @@ def is_noise(span: StoredSpan) -> bool:
     """FastAPI/ASGI's per-message spans: never hops, and they double the height of a tree."""
     name = f" {span.name}"
     return span.kind is SpanKind.INTERNAL and name.endswith(_NOISE_SUFFIXES)
-
-
-def divergent_hops(result: FlowResult) -> list[HopResult]:
-    """The hops the first divergence names: it starts with `caller -> callee`, by DESIGN §5."""
-    text = result.first_divergence
-    if not text:
-        return []
-    named = [h for h in result.hops if h.hop and _starts_with_word(text, h.hop)]
-    if not named:
-        named = [h for h in result.hops if h.hop and h.hop in text]
-    longest = max((len(h.hop) for h in named), default=0)
-    # `cart -> inventory` must not also claim a divergence about `cart -> inventory-v2`.
-    return [h for h in named if len(h.hop) == longest]
-
-
-def _starts_with_word(text: str, prefix: str) -> bool:
-    return text.startswith(prefix) and (len(text) == len(prefix) or text[len(prefix)] in " :,;([")
 
 
 def culprit_span_ids(result: FlowResult, trace: FlowTrace) -> set[str]:

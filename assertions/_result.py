@@ -218,3 +218,52 @@ class FlowResult:
             span_count=int(data.get("span_count", 0)),
             last_arrival_unix_nano=opt_int(data.get("last_arrival_unix_nano")),
         )
+
+
+def divergent_hops(result: FlowResult) -> list[HopResult]:
+    """The hops the first divergence names: it starts with `caller -> callee`, by DESIGN §5."""
+    text = result.first_divergence
+    if not text:
+        return []
+    named = [h for h in result.hops if h.hop and _starts_with_word(text, h.hop)]
+    if not named:
+        named = [h for h in result.hops if h.hop and h.hop in text]
+    longest = max((len(h.hop) for h in named), default=0)
+    # `cart -> inventory` must not also claim a divergence about `cart -> inventory-v2`.
+    return [h for h in named if len(h.hop) == longest]
+
+
+def _starts_with_word(text: str, prefix: str) -> bool:
+    return text.startswith(prefix) and (len(text) == len(prefix) or text[len(prefix)] in " :,;([")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HopBlame:
+    """Which hops of a verdict a reader should look at, as indexes into `FlowResult.hops`."""
+
+    culprits: tuple[int, ...]
+    """The hops that broke: those the first divergence names (every attempt of a retried hop).
+    When it names none, every hop a failed check names: none stands out from the others."""
+    implicated: tuple[int, ...]
+    """The other hops a failed check or a finding names: the hop an inverted one was compared
+    with, the caller of an erroring hop. Context for the culprit, not a second culprit."""
+
+
+def hop_blame(result: FlowResult) -> HopBlame:
+    """Culprit and implicated hops: what the dashboard draws red and in a secondary style."""
+    failed = [c for c in result.checks if c.state is CheckState.FAIL]
+    names = {c.hop for c in failed if c.hop} | {f.hop for f in result.findings if f.hop}
+    span_ids = {i for c in failed for i in c.span_ids}
+    failing = [
+        i
+        for i, h in enumerate(result.hops)
+        if h.status is HopStatus.BROKEN
+        or h.hop in names
+        or h.caller_span_id in span_ids
+        or h.callee_span_id in span_ids
+    ]
+    divergent = {h.hop for h in divergent_hops(result)}
+    culprits = [i for i, h in enumerate(result.hops) if h.hop in divergent]
+    if not culprits:
+        return HopBlame(tuple(failing), ())
+    return HopBlame(tuple(culprits), tuple(i for i in failing if i not in culprits))

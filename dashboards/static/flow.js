@@ -32,8 +32,9 @@ export async function renderFlowPage(root, key, { recorded }) {
     details));
   root.replaceChildren(...parts.filter(Boolean));
   document.title = `${view.run ? view.run.name : "trace"} · tracebaton`;
-  const first = view.result.hops.find((hop) => hop.status === "broken" || model.failingHops.has(hop));
-  if (first && first.caller_span_id) model.highlightHop(first);
+  const first = view.result.hops.find((hop) => model.culpritHops.has(hop) && hop.caller_span_id) ||
+    view.result.hops.find((hop) => model.implicatedHops.has(hop) && hop.caller_span_id);
+  if (first) model.highlightHop(first);
   // For benchmarks and tests: when the page is drawn and takes clicks.
   performance.mark("tracebaton:flow-rendered");
   document.documentElement.dataset.rendered = key;
@@ -44,23 +45,20 @@ export async function renderFlowPage(root, key, { recorded }) {
 function buildModel(view) {
   const spans = view.spans;
   const byId = new Map(spans.map((span) => [span.span_id, span]));
-  const result = view.result;
-  const failedChecks = result.checks.filter((c) => c.state === "fail");
-  const failingSpanIds = new Set(failedChecks.flatMap((c) => c.span_ids));
-  const failingHopNames = new Set(failedChecks.map((c) => c.hop).filter(Boolean));
-  for (const finding of result.findings) if (finding.hop) failingHopNames.add(finding.hop);
-  const failingHops = new Set(result.hops.filter((hop) =>
-    hop.status === "broken" || failingHopNames.has(hop.hop) ||
-    (failedChecks.length && (failingSpanIds.has(hop.caller_span_id) || failingSpanIds.has(hop.callee_span_id)))));
-  // The flow's tree is the engine's: `tree_parents` lists every span it hangs elsewhere than
-  // under the parent its own id names (another trace's top under the call that reached it,
-  // the cut of a parent loop); every other span hangs under its own parent.
+  const hops = view.result.hops;
+  // Which hops to blame is the engine's call (hop_blame): the culprit is the hop the first
+  // divergence names, drawn red; the others its failed checks name are drawn beside it.
+  const culpritHops = new Set(view.culprit_hops.map((i) => hops[i]));
+  const implicatedHops = new Set(view.implicated_hops.map((i) => hops[i]));
+  // The flow's tree is the engine's too: `tree_parents` lists every span it hangs elsewhere
+  // than under the parent its own id names (another trace's top under the call that reached
+  // it, the cut of a parent loop); every other span hangs under its own parent.
   const hung = new Map(Object.entries(view.tree_parents));
   const parentOf = (span) => {
     if (hung.has(span.span_id)) return hung.get(span.span_id);
     return span.parent_span_id && byId.has(span.parent_span_id) ? span.parent_span_id : null;
   };
-  return { spans, byId, failingHops, failingSpanIds, hung, parentOf, rows: new Map(), hopEls: new Map() };
+  return { spans, byId, culpritHops, implicatedHops, hung, parentOf, rows: new Map(), hopEls: new Map() };
 }
 
 // ---- header and failure text ---------------------------------------------------------------
@@ -180,7 +178,7 @@ function sequenceDiagram(view, model) {
   const svg = s("svg", { class: "sequence", id: "sequence", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": "sequence diagram of the flow's hops" });
   svg.append(s("defs", {},
-    ["", "fail", "ghost"].map((kind) => s("marker", { id: `arrow${kind}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+    ["", "fail", "implicated", "ghost"].map((kind) => s("marker", { id: `arrow${kind}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
       s("path", { d: "M0,0 L10,5 L0,10 z", class: `arrowhead ${kind}` })))));
   for (const svc of services) {
     const cx = x(svc);
@@ -195,10 +193,11 @@ function sequenceDiagram(view, model) {
   hops.forEach((hop, index) => {
     const y = top + rowHeight * index + 12;
     const x1 = x(hop.caller_service), x2 = x(hop.callee_service);
-    const failing = model.failingHops.has(hop);
+    const failing = model.culpritHops.has(hop), implicated = model.implicatedHops.has(hop);
     const classes = ["hop", hop.kind === "async" ? "async" : "", hop.status === "missing" ? "ghost" : "",
-      hop.status === "broken" ? "broken" : "", hop.status === "unexpected" ? "unexpected" : "", failing ? "failing" : ""].filter(Boolean).join(" ");
-    const marker = `url(#arrow${hop.status === "missing" ? (failing ? "fail" : "ghost") : failing ? "fail" : ""})`;
+      hop.status === "broken" ? "broken" : "", hop.status === "unexpected" ? "unexpected" : "", failing ? "failing" : "",
+      implicated ? "implicated" : ""].filter(Boolean).join(" ");
+    const marker = `url(#arrow${failing ? "fail" : implicated ? "implicated" : hop.status === "missing" ? "ghost" : ""})`;
     const group = s("g", { class: classes, "data-hop": hop.hop, "data-status": hop.status, tabindex: 0 });
     let what = hop.status === "missing" ? "never seen" : formatDuration(hop.duration_ns === null ? null : Number(hop.duration_ns));
     if (hop.status === "broken") what = "propagation broken";
@@ -243,6 +242,7 @@ function sequenceDiagram(view, model) {
   };
   const legend = h("div", { class: "legend" },
     h("span", {}, "call"), h("span", { class: "l-async" }, "asynchronous"), h("span", { class: "l-fail" }, "failing hop"),
+    h("span", { class: "l-implicated" }, "also named by a failed check"),
     h("span", { class: "l-ghost" }, "expected, never seen"), h("span", { class: "l-fail" }, "✂ broken: links to the callee's own trace"));
   return h("div", {}, svg, legend);
 }

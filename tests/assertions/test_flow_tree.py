@@ -1,12 +1,12 @@
 """What the failure message and the dashboard draw a flow on, decided once in the engine's
-layer: the flow's tree (other traces hung below the calls that reached them) and its
-critical path."""
+layer: the flow's tree (other traces hung below the calls that reached them), its critical
+path, and which hops a verdict blames (the culprit, and the hops its checks name beside it)."""
 
 from __future__ import annotations
 
 from spans import T2, FlowBuilder, flow_trace, judge
 
-from tracebaton.assertions import critical_path, hand_off_parents
+from tracebaton.assertions import critical_path, hand_off_parents, hop_blame
 from tracebaton.collector import StoredSpan
 
 
@@ -66,3 +66,37 @@ def test_a_parent_loop_is_cut_so_its_spans_are_still_on_the_tree() -> None:
     path = critical_path(flow_trace(b.spans))
     assert path[0] == root.span_id
     assert set(path) == {root.span_id, first.span_id, second.span_id}
+
+
+def wrong_order() -> list[StoredSpan]:
+    """frontend pays (10-30 ms) before it checks the cart out (60-100 ms, inventory inside)."""
+    b = FlowBuilder()
+    frontend = b.server("frontend", "POST /checkout", start_ms=0, end_ms=120)
+    b.call(frontend, "auth", "/verify", start_ms=2, end_ms=8)
+    b.call(frontend, "payment", "/charge", start_ms=10, end_ms=30)
+    _, cart = b.call(frontend, "cart", "/cart", start_ms=60, end_ms=100)
+    b.call(cart, "inventory", "/reserve", start_ms=70, end_ms=80)
+    return b.spans
+
+
+def test_the_culprit_of_a_wrong_order_is_the_hop_the_divergence_names_and_the_rest_are_implicated() -> None:
+    hops = ["frontend -> auth", "frontend -> cart", "cart -> inventory", "frontend -> payment"]
+    result = judge({"expect": {"hops": hops}}, wrong_order())
+    assert result.first_divergence is not None
+    assert result.first_divergence.startswith("frontend -> payment: happened before frontend -> cart")
+    blame = hop_blame(result)
+    assert [result.hops[i].hop for i in blame.culprits] == ["frontend -> payment"]
+    assert sorted(result.hops[i].hop for i in blame.implicated) == ["cart -> inventory", "frontend -> cart"]
+
+
+def test_when_the_divergence_names_no_hop_every_hop_a_failed_check_names_is_a_culprit() -> None:
+    b = FlowBuilder()
+    frontend = b.server("frontend", "POST /checkout", parent=b.test_root(), start_ms=1, end_ms=120)
+    b.call(frontend, "auth", "/verify", start_ms=2, end_ms=8)
+    result = judge({"expect": {"budgets": {"trace": "50ms"}}}, b.spans)
+    assert result.first_divergence == "frontend: 'POST /checkout' took 119 ms, trace budget 50 ms"
+    blame = hop_blame(result)
+    assert [result.hops[i].hop for i in blame.culprits] == ["test -> frontend"], "the entry span's hop"
+    assert blame.implicated == ()
+    passed = judge({}, b.spans)
+    assert hop_blame(passed).culprits == hop_blame(passed).implicated == ()

@@ -19,10 +19,12 @@ from conftest import REPO, SUPPORT, start_server
 from scripted_traces import CHECKOUT_SPEC, XSS_NAME, check, import_spans, scripted_checkout
 
 from tracebaton import Client
+from tracebaton.assertions import FlowResult
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "build" / "artifacts" / "dashboard"
 RED = "rgb(198, 40, 40)"
+AMBER = "rgb(178, 106, 0)"
 
 if not os.path.exists(CHROMIUM):
     if os.environ.get("CI"):
@@ -232,15 +234,10 @@ def test_trace_search_and_the_trace_page_make_a_spec(
     shot(page, "trace-page")
 
 
-def test_a_broken_hop_is_a_cut_arrow_linking_to_the_callee_s_own_trace(api: str, page: Page) -> None:
+def judged_remotely(api: str, scenario: str, spec: dict[str, Any]) -> FlowResult:
     """Real OpenTelemetry SDK spans from another process, judged remotely by the server."""
-    spec = {
-        "name": "checkout",
-        "expect": {"hops": ["frontend -> cart", "cart -> inventory"]},
-        "wait": {"settle": "100ms"},
-    }
     with Client(api) as client:
-        with client.flow("checkout", test_id="tests/test_shop.py::test_broken") as flow:
+        with client.flow("checkout", test_id=f"tests/test_shop.py::test_{scenario}") as flow:
             done = subprocess.run(
                 [
                     sys.executable,
@@ -248,7 +245,7 @@ def test_a_broken_hop_is_a_cut_arrow_linking_to_the_callee_s_own_trace(api: str,
                     "--traceparent",
                     flow.headers["traceparent"],
                     "--scenario",
-                    "broken",
+                    scenario,
                 ],
                 env={**os.environ, **client.sut_env()},
                 capture_output=True,
@@ -257,7 +254,16 @@ def test_a_broken_hop_is_a_cut_arrow_linking_to_the_callee_s_own_trace(api: str,
                 check=False,
             )
             assert done.returncode == 0, done.stderr
-        result = flow.check(spec)
+        return flow.check(spec)
+
+
+def test_a_broken_hop_is_a_cut_arrow_linking_to_the_callee_s_own_trace(api: str, page: Page) -> None:
+    spec = {
+        "name": "checkout",
+        "expect": {"hops": ["frontend -> cart", "cart -> inventory"]},
+        "wait": {"settle": "100ms"},
+    }
+    result = judged_remotely(api, "broken", spec)
     assert not result.passed
     run = httpx.get(f"{api}/api/runs", params={"trace_id": result.trace_id}).json()["runs"][0]
     page.goto(f"{api}/flows/{run['run_id']}")
@@ -287,3 +293,35 @@ def test_a_broken_hop_is_a_cut_arrow_linking_to_the_callee_s_own_trace(api: str,
     link.click()
     page.locator("#sequence, #no-hops").first.wait_for()
     assert page.url.endswith(f"/traces/{other}")
+
+
+def test_a_wrong_order_draws_the_culprit_red_and_the_hops_it_was_compared_with_amber(
+    api: str, page: Page
+) -> None:
+    """frontend pays before it checks the cart out: the order check names both, the verdict
+    blames the payment. Only that hop is red; the cart's hops are amber and dashed."""
+    hops = ["frontend -> auth", "frontend -> cart", "cart -> inventory", "frontend -> payment"]
+    spec = {"name": "checkout", "expect": {"hops": hops}, "wait": {"settle": "100ms"}}
+    result = judged_remotely(api, "wrong-order", spec)
+    assert not result.passed
+    assert (result.first_divergence or "").startswith("frontend -> payment: happened before")
+    order = next(c for c in result.checks if c.check == "order")
+    named = {h.hop for h in result.hops if h.caller_span_id in order.span_ids}
+    assert named == {"frontend -> payment", "frontend -> cart", "cart -> inventory"}, "the check names three"
+    run = httpx.get(f"{api}/api/runs", params={"trace_id": result.trace_id}).json()["runs"][0]
+    page.goto(f"{api}/flows/{run['run_id']}")
+    culprit = page.locator('g.hop.failing[data-hop="frontend -> payment"]')
+    culprit.wait_for()
+    assert page.locator("g.hop.failing").count() == 1, "one red hop: the one that broke"
+    assert culprit.locator("line").first.evaluate("el => getComputedStyle(el).stroke") == RED
+    for hop in ("frontend -> cart", "cart -> inventory"):
+        line = page.locator(f'g.hop.implicated[data-hop="{hop}"] line').first
+        assert line.evaluate("el => getComputedStyle(el).stroke") == AMBER, hop
+        assert line.evaluate("el => getComputedStyle(el).strokeDasharray") not in ("none", ""), hop
+    healthy = page.locator('g.hop[data-hop="frontend -> auth"]')
+    assert (healthy.get_attribute("class") or "").split() == ["hop"]
+    assert page.locator(".legend .l-implicated").inner_text() == "also named by a failed check"
+    assert page.locator("g.hop.selected").get_attribute("data-hop") == "frontend -> payment", (
+        "the page opens on the culprit"
+    )
+    shot(page, "flow-wrong-order")
