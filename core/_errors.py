@@ -14,6 +14,7 @@
         └── RequestRejectedError     it answered 4xx: the request must change; `status`, `detail`
 
     TraceAssertionError (also an AssertionError)  a flow failed its expectations
+    tracebaton.demo.DemoExtraMissing (also an ImportError, defined with the demo)
 
 The three kinds of RemoteError call for different people: an unreachable server is an
 address or a process to fix, a 5xx is the server's log to read (a retry may do), a 4xx is
