@@ -64,6 +64,11 @@ wheel-check: install
 		tracebaton.assertions, tracebaton.api, tracebaton.dashboards, tracebaton.demo; \
 		assert tracebaton.__file__.startswith('$(CURDIR)/build/wheel-venv'), tracebaton.__file__; \
 		print('wheel imports from', tracebaton.__file__)"
+	# without the demo extra, `tracebaton demo` says what to install, in one line
+	cd /tmp && ! $(CURDIR)/build/wheel-venv/bin/tracebaton demo --check-only 2>build-demo.err; \
+		grep -q "pip install 'tracebaton\[demo\]'" build-demo.err && rm build-demo.err
+	# the demo's instrumentations, for mypy over the whole package
+	build/wheel-venv/bin/python -m pip install -q "$$(ls dist/*.whl)[demo]"
 	cd /tmp && $(CURDIR)/build/wheel-venv/bin/mypy -p tracebaton --config-file $(CURDIR)/pyproject.toml
 	cd /tmp && $(CURDIR)/build/wheel-venv/bin/tracebaton --help >/dev/null
 	cd /tmp && $(CURDIR)/build/wheel-venv/bin/python -c "from tracebaton.demo import load_flow_spec; \
