@@ -80,6 +80,7 @@ def test_check_exits_0_when_every_spec_passed_and_1_when_one_failed(
     assert f"flow 'checkout' FAILED · trace {trace.trace_id}" in failed.stdout
     assert f"see it: {api}/flows/{trace.trace_id}" in failed.stdout
     assert "2 specs: 1 passed, 1 failed" in failed.stdout
+    assert f"== {specs['ok']}\n" in failed.stdout, "with several specs each verdict says whose it is"
 
     suites = ET.parse(junit).getroot().findall("testsuite")
     assert [s.get("name") for s in suites] == ["ok", "checkout"]
@@ -99,6 +100,19 @@ def test_check_exits_0_when_every_spec_passed_and_1_when_one_failed(
     assert sorted(r["test_id"] for r in runs if r["session_id"] == session) == sorted(
         [str(specs["ok"]), str(specs["bad"])]
     ), "one invocation, one session"
+
+
+def test_check_of_one_failing_spec_names_the_culprit_hop_on_line_2(api: str, specs: dict[str, Path]) -> None:
+    trace = scripted_checkout()
+    import_spans(api, trace)
+    done = tracebaton("check", str(specs["bad"]), "--trace-id", trace.trace_id, "--server", api)
+    assert done.returncode == 1, done.stderr
+    first, second, *_ = done.stdout.splitlines()
+    assert first.startswith(f"flow 'checkout' FAILED · trace {trace.trace_id} · waited ")
+    run = httpx.get(f"{api}/api/runs", params={"trace_id": trace.trace_id}).json()["runs"][0]
+    assert second == run["first_divergence"]
+    assert second.startswith("cart -> inventory "), "the line names the hop that broke"
+    assert "==" not in done.stdout
 
 
 def test_check_json_prints_one_array_of_results(api: str, specs: dict[str, Path]) -> None:
@@ -150,7 +164,7 @@ def test_check_of_an_unknown_trace_fails_at_the_timeout(api: str, tmp_path: Path
     spec.write_text("name: quick\nwait: {timeout: 300ms}\nexpect:\n  hops: [a -> b]\n")
     done = tracebaton("check", str(spec), "--trace-id", new_id(16), "--server", api)
     assert done.returncode == 1
-    assert "(timeout)" in done.stdout.splitlines()[1]
+    assert "(timeout)" in done.stdout.splitlines()[0]
 
 
 def test_spec_prints_yaml_that_the_trace_then_passes(api: str, tmp_path: Path) -> None:
