@@ -18,6 +18,8 @@ from scripted_traces import CHECKOUT_SPEC, check, import_spans, scripted_large_t
 sys.path.insert(0, str(SUPPORT))
 from big_store import build_big_store
 
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
+
 LOOSE_S = 1.5
 
 

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from conftest import start_server
 from otlp_requests import new_trace_id, valid_request
+
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

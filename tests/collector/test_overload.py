@@ -26,6 +26,8 @@ from conftest import SUPPORT, start_server
 from test_sdk_overload import MAX_QUEUE_SIZE, SdkBurst, check_accounting, stored_by_service
 
 PROCESSES, THREADS = 4, [13, 13, 12, 12]          # 50 exporters
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
+
 REQUESTS_PER_PROCESS = 150                          # 4 x 150 x 512 = 307,200 spans
 MAX_PENDING_SPANS = 4_096
 RSS_BOUND_MIB = 1536

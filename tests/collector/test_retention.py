@@ -39,6 +39,8 @@ from conftest import SUPPORT, RunningServer, start_server
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otlp_requests import new_trace_id
 
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
+
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_REQUEST = 512
 SLACK_S = 3.0

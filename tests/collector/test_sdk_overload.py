@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 from conftest import SUPPORT, RunningServer, start_server
+
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
 
 MAX_QUEUE_SIZE = 2048  # the SDK's default
 

@@ -21,6 +21,8 @@ from scripted_traces import CHECKOUT_SPEC, XSS_NAME, check, import_spans, script
 from tracebaton import Client
 from tracebaton.assertions import FlowResult
 
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "build" / "artifacts" / "dashboard"
 RED = "rgb(198, 40, 40)"

@@ -19,6 +19,8 @@ import pytest
 from tracebaton.demo import CASES, RACE_CASES, culprit_of, render_table
 from tracebaton.demo import Outcome as DemoOutcome
 
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
+
 DEMO_TIMEOUT_S = 180
 
 

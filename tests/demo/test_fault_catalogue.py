@@ -11,6 +11,7 @@ import pytest
 from conftest import RunningServer
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
 
 SHOP_TESTS = """
 import httpx

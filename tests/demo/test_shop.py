@@ -18,6 +18,8 @@ from tracebaton import Collector, FlowResult
 from tracebaton.assertions import Flow
 from tracebaton.demo import FAULTS, SERVICES, Shop, find_oversold, load_flow_spec, start_shop
 
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
+
 HOPS: list[Any] = [
     "test -> frontend",
     "frontend -> auth",

@@ -24,6 +24,8 @@ import pytest
 
 from tracebaton import Collector, ServiceProcess, start_service
 
+pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
 NODE = shutil.which("node")
 
