@@ -189,11 +189,11 @@ def check_chains(situation: Situation) -> CheckResult | None:
         if reached < len(chain):
             written = " → ".join(chain)
             if reached <= 1:
-                hop = f"{chain[0]} -> {chain[1]}"
+                hop = str(HopPattern(chain[0], chain[1]))
                 missing.append(Violation(f"{hop}: chain {written} never started", (), hop))
             else:
-                outer = f"{chain[reached - 2]} -> {chain[reached - 1]}"
-                hop = f"{chain[reached - 1]} -> {chain[reached]}"
+                outer = str(HopPattern(chain[reached - 2], chain[reached - 1]))
+                hop = str(HopPattern(chain[reached - 1], chain[reached]))
                 missing.append(Violation(f"{hop}: never happened inside {outer} (chain {written})", (), hop))
     return existential("chains", missing, situation)
 

@@ -44,7 +44,7 @@ class Hop:
 
     @property
     def text(self) -> str:
-        return f"{self.caller} {'~>' if self.asynchronous else '->'} {self.callee}"
+        return str(HopPattern(self.caller, self.callee, self.asynchronous))  # one way to write a hop
 
     @property
     def from_test(self) -> bool:
