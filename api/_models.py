@@ -227,6 +227,12 @@ class FlowView(BaseModel):
     truncated: bool = Field(description="true when the flow holds more spans than one page shows")
     critical_path: list[str] = Field(description="span ids on the critical path, root first")
     budgets: list[BudgetMarker] = Field(description="where each budget of the spec ends on the waterfall")
+    tree_parents: dict[str, str | None] = Field(
+        description="span id -> the span it is drawn under (a stitched or linked trace hangs below "
+                    "the call that reached it); null for the flow's roots")
+    culprit_hops: list[str] = Field(description="the hops the first divergence names, drawn red")
+    implicated_hops: list[str] = Field(
+        description="other hops the failed checks or findings name, drawn amber and dashed")
 
 
 class SpecResponse(BaseModel):
