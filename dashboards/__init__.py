@@ -4,6 +4,13 @@ path names (/flows, /flows/{id}, /traces, /traces/{id}) from the REST API."""
 
 from __future__ import annotations
 
+import inspect as _inspect
+
 from ._assets import ASSET_TYPES, PAGE_PATHS, asset
 
 __all__ = ["ASSET_TYPES", "PAGE_PATHS", "asset"]
+
+for _name in __all__:  # reported where users meet them (reprs, pickles), not in a private module
+    _value = globals().get(_name)
+    if isinstance(_value, type) or (callable(_value) and _inspect.isfunction(_inspect.unwrap(_value))):
+        _value.__module__ = __name__

@@ -16,14 +16,7 @@ FACADES = [
     "tracebaton.collector",
     "tracebaton.assertions",
     "tracebaton.api",
-    pytest.param(
-        "tracebaton.dashboards",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="dashboards/ is being rewritten: its facade still lacks the __module__ loop "
-            "the other facades end with (remove this mark when it has it)",
-        ),
-    ),
+    "tracebaton.dashboards",
     "tracebaton.demo",
 ]
 
