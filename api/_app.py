@@ -13,6 +13,7 @@ from ._common import json_response
 from ._dashboard import dashboard_router
 from ._guard import BodyLimit, SecurityHeaders, TokenGuard, install_error_handlers
 from ._import import import_router
+from ._jaeger import jaeger_router
 from ._models import Health
 from ._runs import RunStreams, runs_router
 from ._traces import traces_router
@@ -67,6 +68,7 @@ def create_app(
     app.include_router(traces_router(store, engine))
     app.include_router(runs_router(store, engine, streams))
     app.include_router(import_router(store))
+    app.include_router(jaeger_router(store))
     app.include_router(dashboard_router(token))
     # Outermost last: headers on every answer, then the token, then the body limit.
     app.add_middleware(BodyLimit, default_limit=MAX_JSON_BODY_BYTES, limits={"/api/import": max_import_bytes})

@@ -21,6 +21,8 @@ from starlette.responses import Response
 
 from tracebaton import StoreClosedError, StoreError, StoreSaturatedError, TracebatonError
 
+from ._jaeger_json import error_body
+
 log = logging.getLogger("tracebaton.api")
 
 Scope = MutableMapping[str, Any]
@@ -199,7 +201,8 @@ class BodyLimit:
 
 
 class TokenGuard:
-    """`--token`: `/api/*` needs `Authorization: Bearer <token>` (or the dashboard's cookie);
+    """`--token`: `/api/*` and `/jaeger/api/*` need `Authorization: Bearer <token>` (or the
+    dashboard's cookie);
     dashboard pages need the cookie, set once by `/login?token=…`. `/healthz` never does."""
 
     def __init__(self, app: ASGIApp, *, token: str | None) -> None:
@@ -230,7 +233,17 @@ class TokenGuard:
         if path in ("/healthz", "/login") or path.startswith("/static/") or self._authorized(scope):
             await self.app(scope, receive, send)
             return
-        if path.startswith("/api/"):
+        if path.startswith("/jaeger/api/"):
+            # Jaeger's envelope, which Jaeger UI and Grafana show; a browser cannot send a
+            # bearer token, so it signs in once through the dashboard's login.
+            response = Response(
+                error_body(401, "this server requires a token: open /login?token=<token> once in this "
+                           "browser (the dashboard's cookie then signs in Jaeger UI), or send "
+                           "`Authorization: Bearer <token>` (in Grafana: a custom HTTP header on the "
+                           "data source); the token is the value of --token / TRACEBATON_TOKEN"),
+                401, {"WWW-Authenticate": 'Bearer realm="tracebaton"'}, media_type="application/json",
+            )
+        elif path.startswith("/api/"):
             response = problem(
                 401,
                 "this server requires a token: send `Authorization: Bearer <token>` "
