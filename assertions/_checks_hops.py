@@ -11,7 +11,14 @@ from tracebaton.collector import SpanKind, StoredSpan
 from ._hops import Hop, hop_matches, names_test
 from ._order import Relation, hop_relation
 from ._result import CheckResult, CheckState
-from ._situation import Situation, Violation, existential, universal
+from ._situation import (
+    Situation,
+    Violation,
+    existential,
+    never_stored,
+    universal,
+    unknown_service_hint,
+)
 from ._spec import HopPattern, Order
 from ._trace import FlowTrace
 
@@ -34,9 +41,12 @@ def _never_seen(pattern: HopPattern, situation: Situation) -> Violation:
             (seen[0].anchor.span_id,),
             str(pattern),
         )
+    # a name the store never saw is likelier a typo than a service that is merely late
+    hint = unknown_service_hint((pattern.caller, pattern.callee), situation)
     services = {span.service for span in trace.spans}
     if pattern.caller != "*" and pattern.caller not in services:
-        return Violation(f"{pattern}: never seen; no span of {pattern.caller} arrived", (), str(pattern))
+        absent = "" if never_stored(pattern.caller, situation) else f"; no span of {pattern.caller} arrived"
+        return Violation(f"{pattern}: never seen{absent}{hint}", (), str(pattern))
     if pattern.asynchronous:
         unconsumed = [
             s
@@ -49,13 +59,13 @@ def _never_seen(pattern: HopPattern, situation: Situation) -> Violation:
             producer = unconsumed[0]
             return Violation(
                 f"{pattern}: never seen; {producer.service} produced {producer.name!r} "
-                f"(span {producer.span_id}) but no consumer span arrived with a link to it",
+                f"(span {producer.span_id}) but no consumer span arrived with a link to it{hint}",
                 (producer.span_id,),
                 str(pattern),
             )
     called = sorted({h.callee for h in hops if pattern.caller in ("*", h.caller)})
     tail = f"; {pattern.caller} called {', '.join(called)}" if called and pattern.caller != "*" else ""
-    return Violation(f"{pattern}: never seen{tail}", (), str(pattern))
+    return Violation(f"{pattern}: never seen{tail}{hint}", (), str(pattern))
 
 
 def check_hops(situation: Situation) -> CheckResult | None:
@@ -104,7 +114,7 @@ def check_order(situation: Situation) -> CheckResult | None:
         if situation.settled or situation.final:
             return universal("order", inversions, situation)
         return CheckResult("order", CheckState.PENDING, inversions[0].message, hop=inversions[0].hop)
-    if all_seen or situation.final:
+    if all_seen or situation.deciding:
         return CheckResult("order", CheckState.PASS)
     return CheckResult("order", CheckState.PENDING)
 
@@ -190,11 +200,15 @@ def check_chains(situation: Situation) -> CheckResult | None:
             written = " → ".join(chain)
             if reached <= 1:
                 hop = str(HopPattern(chain[0], chain[1]))
-                missing.append(Violation(f"{hop}: chain {written} never started", (), hop))
+                hint = unknown_service_hint(chain[:2], situation)
+                missing.append(Violation(f"{hop}: chain {written} never started{hint}", (), hop))
             else:
                 outer = str(HopPattern(chain[reached - 2], chain[reached - 1]))
                 hop = str(HopPattern(chain[reached - 1], chain[reached]))
-                missing.append(Violation(f"{hop}: never happened inside {outer} (chain {written})", (), hop))
+                hint = unknown_service_hint(chain[reached:reached + 1], situation)
+                missing.append(
+                    Violation(f"{hop}: never happened inside {outer} (chain {written}){hint}", (), hop)
+                )
     return existential("chains", missing, situation)
 
 

@@ -25,6 +25,7 @@ from ._hops import (
     unanswered,
     unsettled,
 )
+from ._quiet import absent_services, export_delays, incomplete, quiet_window_ns, unknown_delay
 from ._result import CheckResult, CheckState, FlowResult, HopKind, WaitedReason
 from ._selectors import header_values
 from ._situation import Situation
@@ -113,6 +114,10 @@ class FlowEngine:
                pinned: set[str]) -> FlowResult:
         stitches: dict[str, str] = {}
         stitched_traces: set[str] = set()
+        # asked once up front (a name the store never saw gets its hint in every message)
+        # and again when the verdict is given, so the hint is current
+        services = frozenset(self._store.services())
+        stored_delays: dict[str, int | None] = {}
         while True:
             cursor = self._store.cursor()
             final = time.monotonic() >= until
@@ -140,6 +145,12 @@ class FlowEngine:
             settled = quiet and not waiting
             if not settled:
                 hops = unsettled(hops)
+            window = None
+            if settled and not final:
+                window = self._quiet_window(spec, trace, hops, now, services, stored_delays)
+            gave_up = window is not None and last is not None and now - last >= window
+            if final or gave_up:
+                services = frozenset(self._store.services())
             situation = Situation(
                 spec=spec,
                 trace=trace,
@@ -148,6 +159,8 @@ class FlowEngine:
                 final=final,
                 now_unix_nano=now,
                 missing_parents=tuple(o for o in trace.orphans if now - o.arrival_unix_nano >= grace),
+                gave_up=gave_up,
+                store_services=services,
             )
             checks = evaluate(situation)
             if final or overall(checks) is not CheckState.PENDING:
@@ -157,7 +170,40 @@ class FlowEngine:
                 wake = min(wake, time.monotonic() + (last + spec.wait.settle_ns - now) / 1e9)
             elif waiting:
                 wake = min(wake, time.monotonic() + (min(waiting) + grace - now) / 1e9)
+            elif window is not None and last is not None:
+                wake = min(wake, time.monotonic() + (last + window - now) / 1e9)
             self._store.wait(trace_ids, wake, after=cursor)
+
+    def _quiet_window(
+        self,
+        spec: FlowSpec,
+        trace: FlowTrace,
+        hops: list[Hop],
+        now: int,
+        services: frozenset[str],
+        stored_delays: dict[str, int | None],
+    ) -> int | None:
+        """How long a complete flow must be quiet before it gives up early (DESIGN §5); None
+        while it is not complete, or a service in it has an unknown export delay."""
+        if incomplete(spec, trace, hops, store_services=services) is not None:
+            return None
+        delays = export_delays(trace.spans, now_unix_nano=now)
+        absent = absent_services(spec, trace, hops)
+        for service in absent:
+            if service not in stored_delays:  # once per check: the flow's own spans come first
+                stored_delays[service] = self._stored_delay(service, now)
+            delays[service] = stored_delays[service]
+        if unknown_delay(delays, absent) is not None:
+            return None
+        return quiet_window_ns(spec.wait.settle_ns, (d for d in delays.values() if d is not None))
+
+    def _stored_delay(self, service: str, now: int) -> int | None:
+        """A service's export delay as its latest stored spans tell; None if it has none."""
+        latest = self._store.traces(TraceQuery(service=service, limit=1))
+        if not latest:
+            return None
+        spans = [s for s in self._store.trace(latest[0].trace_id) if s.service == service]
+        return export_delays(spans, now_unix_nano=now).get(service)
 
     def _flow_trace_ids(self, trace_id: str, stitched: set[str]) -> list[str]:
         """The flow's trace, every trace linking into it (transitively) and stitched ones."""

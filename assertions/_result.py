@@ -54,9 +54,16 @@ class FindingKind(enum.Enum):
 
 
 class WaitedReason(enum.Enum):
+    """Why the engine stopped waiting (DESIGN §5): never `satisfied` on a failure."""
+
     SATISFIED = "satisfied"
+    """Passed before the flow settled: only existential checks, all seen."""
     SETTLED = "settled"
     TIMEOUT = "timeout"
+    VIOLATED = "violated"
+    """A universal check failed before the flow settled."""
+    QUIET = "quiet"
+    """Gave up early: the flow was complete and no span came for the quiet window."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

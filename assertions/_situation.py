@@ -7,12 +7,13 @@ universal checks fail the moment a violation is seen and pass only once the flow
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 from tracebaton import format_duration_ns
 from tracebaton.collector import StoredSpan
 
-from ._hops import Hop
+from ._hops import TEST_SERVICE, Hop
 from ._result import CheckResult, CheckState
 from ._spec import FlowSpec
 from ._trace import FlowTrace
@@ -34,6 +35,17 @@ class Situation:
     now_unix_nano: int
     missing_parents: tuple[StoredSpan, ...] = ()
     """Orphans whose parent did not arrive within `parent_grace`."""
+    gave_up: bool = False
+    """The flow is complete and was quiet for the quiet window (DESIGN §5 "Giving up early"):
+    what existential checks still wait for will not come, so they are decided now."""
+    store_services: frozenset[str] | None = None
+    """Every service the store has a span of, for the hint at a name it never saw; None
+    where no store is asked (a stored trace judged on its own)."""
+
+    @property
+    def deciding(self) -> bool:
+        """The engine stops waiting after this round: pending existential checks fail now."""
+        return self.final or self.gave_up
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,12 +88,45 @@ def universal(check: str, violations: Sequence[Violation], situation: Situation)
 def existential(check: str, missing: Sequence[Violation], situation: Situation) -> CheckResult:
     if not missing:
         return CheckResult(check, CheckState.PASS)
-    if situation.final:
+    if situation.deciding:
         first = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         span_ids = tuple(dict.fromkeys(s for v in missing for s in v.span_ids))
         return CheckResult(check, CheckState.FAIL, first.message + more, span_ids, first.hop)
     return CheckResult(check, CheckState.PENDING, missing[0].message, hop=missing[0].hop)
+
+
+_SEEN_LISTED = 6
+"""Services a hint lists before it says `…`: the close matches come first, so few suffice."""
+
+
+def never_stored(service: str, situation: Situation) -> bool:
+    """Whether the spec names a service the store has no span of (peers and `*` are no services)."""
+    known = situation.store_services
+    return (
+        known is not None
+        and service not in ("*", TEST_SERVICE)
+        and service not in situation.spec.peers
+        and service not in known
+    )
+
+
+def unknown_service_hint(names: Iterable[str], situation: Situation) -> str:
+    """"; no span of 'invntory' ever arrived; seen: inventory, …" for each of `names` the
+    store never saw (a typo, or a service not pointed here yet), the likeliest meant names
+    first; "" when the store was not asked or saw them all."""
+    unseen = [name for name in dict.fromkeys(names) if never_stored(name, situation)]
+    if not unseen:
+        return ""
+    others = sorted((situation.store_services or frozenset()) - {TEST_SERVICE})
+    hints = []
+    for name in unseen:
+        close = difflib.get_close_matches(name, others, n=3, cutoff=0.6)
+        listed = [*close, *(s for s in others if s not in close)]
+        seen = ", ".join(listed[:_SEEN_LISTED]) + (", …" if len(listed) > _SEEN_LISTED else "")
+        tail = f"; seen: {seen}" if seen else ", nor of any service"
+        hints.append(f"no span of {name!r} ever arrived{tail}")
+    return "; " + "; ".join(hints)
 
 
 def ms(ns: int) -> str:

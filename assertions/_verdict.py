@@ -153,12 +153,17 @@ def export_lag_findings(situation: Situation) -> list[Finding]:
 def result_of(situation: Situation, checks: list[CheckResult], *, waited_ms: int) -> FlowResult:
     state = overall(checks)
     divergence = first_divergence(checks)
+    # why the engine stopped waiting; `satisfied` only ever on a pass
     if situation.final:
         reason = WaitedReason.TIMEOUT
+    elif state is CheckState.PASS:
+        reason = WaitedReason.SETTLED if situation.settled else WaitedReason.SATISFIED
+    elif situation.gave_up:
+        reason = WaitedReason.QUIET
     elif situation.settled:
         reason = WaitedReason.SETTLED
     else:
-        reason = WaitedReason.SATISFIED
+        reason = WaitedReason.VIOLATED
     findings = [*situation.trace.findings, *propagation_findings(situation), *export_lag_findings(situation)]
     return FlowResult(
         passed=state is CheckState.PASS,

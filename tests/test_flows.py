@@ -175,6 +175,55 @@ def test_a_late_span_within_settle_that_breaks_a_universal_check_fails_the_flow(
     assert not result.passed
     failed = {c.check: c for c in result.checks if c.state.value == "fail"}
     assert "audit write failed" in failed["errors"].message
+    assert result.waited_reason.value == "violated", "it failed before settling: never `satisfied`"
+    assert "(violated)" in flow.render(result).splitlines()[0]
+
+
+NEVER_CALLED: dict[str, Any] = {
+    "name": "checkout",
+    "wait": {"timeout": "20s"},
+    "peers": {"stripe": "127.0.0.1:9001"},
+    "expect": {"hops": ["frontend -> cart", "cart -> payment"]},
+}
+"""A hop the healthy checkout never makes, between services that did export: cart calls
+inventory only. Every service declares its 50 ms export delay (sut_env())."""
+
+
+def test_a_hop_that_never_comes_fails_early_once_the_flow_is_complete_and_quiet(collector: Collector) -> None:
+    flow, result = run_flow(collector, "healthy", NEVER_CALLED)
+    assert not result.passed
+    assert result.waited_reason.value == "quiet", flow.render(result)
+    assert result.first_divergence == "cart -> payment: never seen; cart called inventory"
+    first, second = flow.render(result).splitlines()[:2]
+    assert first.endswith("(quiet)")
+    assert second.startswith("cart -> payment")
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"peers": {}}, "payment's call to 127.0.0.1:9001 has no callee span, and no peer is named there"),
+        ({"expect": {"hops": ["orders ~> email", "cart -> payment"]}}, "an async hop is in the spec"),
+    ],
+    ids=["unnamed-peer", "async-hop"],
+)
+def test_a_flow_that_may_still_grow_waits_for_its_missing_hop_to_the_timeout(
+    collector: Collector, change: dict[str, Any], why: str
+) -> None:
+    _, result = run_flow(collector, "healthy", {**NEVER_CALLED, "wait": {"timeout": "2500ms"}, **change})
+    assert not result.passed
+    assert result.waited_reason.value == "timeout", why
+
+
+def test_a_spec_naming_a_service_the_store_never_saw_says_which_it_did_see(collector: Collector) -> None:
+    spec = {**NEVER_CALLED, "wait": {"timeout": "2s"}, "expect": {"hops": ["cart -> invntory"]}}
+    flow, result = run_flow(collector, "healthy", spec)
+    assert not result.passed
+    # a service the store never saw has no known export delay: it may be a first, late export
+    assert result.waited_reason.value == "timeout"
+    second = flow.render(result).splitlines()[1]
+    assert second.startswith("cart -> invntory: never seen; cart called inventory; ")
+    assert "no span of 'invntory' ever arrived; seen: inventory, " in second
 
 
 def test_flow_trace_gives_the_settled_spans_and_a_spec_they_satisfy(collector: Collector) -> None:
@@ -219,6 +268,8 @@ def test_a_remote_server_judges_the_same_flows(server: RunningServer) -> None:
         assert result.first_divergence is not None
         assert result.first_divergence.startswith("frontend -> cart")
         assert "cart started a new trace" in flow.render(result).splitlines()[1]
+        flow, result = run_flow(client, "healthy", NEVER_CALLED)
+        assert result.waited_reason.value == "quiet", flow.render(result)
 
 
 def test_a_bad_spec_is_rejected_before_anything_waits(collector: Collector, tmp_path: Path) -> None:

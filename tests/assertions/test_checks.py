@@ -1035,6 +1035,17 @@ def test_a_spec_of_only_existential_checks_passes_before_settle() -> None:
     assert states(result) == {"hops": PASS, "order": PASS, "chains": PASS, "spans[0]": PASS}
 
 
+def test_a_failure_seen_before_the_flow_settled_says_violated_never_satisfied() -> None:
+    flow = shop()
+    failing = dataclasses.replace(flow.inventory[1], status_code=StatusCode.ERROR, status_message="no stock")
+    spans = [failing if s is flow.inventory[1] else s for s in flow.spans]
+    result = judge({"expect": {"hops": ["cart -> inventory"]}}, spans, settled=False)
+    assert not result.passed
+    assert check(result, "errors").state is FAIL
+    assert result.waited_reason.value == "violated"
+    assert judge({"expect": {"hops": ["cart -> inventory"]}}, spans).waited_reason.value == "settled"
+
+
 def test_the_default_spec_waits_for_settle() -> None:
     result = judge({}, shop().spans, settled=False)
     assert states(result) == {"connected": PENDING, "errors": PENDING}
