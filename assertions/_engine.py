@@ -31,7 +31,7 @@ from ._selectors import header_values
 from ._situation import Situation
 from ._spec import FindSpec, FlowSpec, HeaderRule
 from ._trace import FlowTrace, build_trace
-from ._verdict import evaluate, overall, result_of
+from ._verdict import evaluate, nothing_arrived, overall, result_of
 
 SKEW_NS = 5_000_000
 """How far a callee may start outside its caller's window on another host's clock."""
@@ -39,6 +39,8 @@ _MAX_TRACES = 64
 """Linked and stitched traces one flow may take in: a bound, so a hub trace cannot stall a verdict."""
 _MAX_ADDRESSES = 10_000
 _CORRELATION_HEADERS = ("x-request-id", "x-correlation-id", "correlation-id", "request-id")
+_RECENT_NS = 60 * 1_000_000_000
+"""How far back "which services exported lately" looks when a trace never arrived."""
 
 
 class FlowEngine:
@@ -163,6 +165,8 @@ class FlowEngine:
                 store_services=services,
             )
             checks = evaluate(situation)
+            if final and not trace.spans and overall(checks) is not CheckState.PASS:
+                return self._nothing_arrived(situation, checks, started, until)
             if final or overall(checks) is not CheckState.PENDING:
                 return result_of(situation, checks, waited_ms=_ms_since(started))
             wake = until
@@ -204,6 +208,21 @@ class FlowEngine:
             return None
         spans = [s for s in self._store.trace(latest[0].trace_id) if s.service == service]
         return export_delays(spans, now_unix_nano=now).get(service)
+
+    def _nothing_arrived(
+        self, situation: Situation, checks: list[CheckResult], started: float, until: float
+    ) -> FlowResult:
+        now = self._now()
+        recent = self._store.traces(TraceQuery(since_unix_nano=now - _RECENT_NS, limit=100))
+        return nothing_arrived(
+            situation,
+            checks,
+            waited_ms=_ms_since(started),
+            timeout_ns=round((until - started) * 1e9),
+            recent_ns=_RECENT_NS,
+            recent_services=sorted({s for summary in recent for s in summary.services}),
+            stored_services=sorted(situation.store_services or ()),
+        )
 
     def _flow_trace_ids(self, trace_id: str, stitched: set[str]) -> list[str]:
         """The flow's trace, every trace linking into it (transitively) and stitched ones."""

@@ -4,6 +4,7 @@ divergence, list hops with their statuses and collect findings. Pure."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 
 from tracebaton import format_duration_ns
 
@@ -196,3 +197,53 @@ def judge_settled(spec: FlowSpec, trace: FlowTrace, *, now_unix_nano: int) -> Fl
     )
     result = result_of(situation, evaluate(situation), waited_ms=0)
     return dataclasses.replace(result, waited_reason=WaitedReason.SETTLED)
+
+
+_LISTED = 8
+"""Services a "nothing arrived" message names before it says `…`."""
+
+
+def nothing_arrived(
+    situation: Situation,
+    checks: list[CheckResult],
+    *,
+    waited_ms: int,
+    timeout_ns: int,
+    recent_ns: int,
+    recent_services: Sequence[str],
+    stored_services: Sequence[str],
+) -> FlowResult:
+    """The verdict on a trace id of which no span arrived by the timeout: one failure that
+    says so, what did arrive lately, and how a service exports here, instead of every
+    check failing for want of spans. The other checks stay undecided (pending)."""
+    trace_id = situation.trace.trace_id
+    headline = f"no span of trace {trace_id} arrived in {format_duration_ns(timeout_ns)}"
+    recent = _names(s for s in recent_services if s != TEST_SERVICE)
+    stored = _names(s for s in stored_services if s != TEST_SERVICE)
+    if recent:
+        seen = (
+            f"in the last {format_duration_ns(recent_ns)}, spans of other traces came from {recent}: "
+            "is the trace id right, and does the service that starts the trace export here?"
+        )
+    elif stored:
+        window = format_duration_ns(recent_ns)
+        seen = f"no span at all arrived in the last {window}; earlier ones came from {stored}"
+    else:
+        seen = "this tracebaton has received no span at all"
+    message = "\n".join((
+        headline,
+        seen,
+        "a service exports here with OTEL_EXPORTER_OTLP_ENDPOINT=http://HOST:PORT (the http= address "
+        "`tracebaton serve` prints) and OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf; tracebaton.sut_env() "
+        "returns both",
+    ))
+    first = checks[0].check if checks else "hops"
+    decided = (CheckResult(first, CheckState.FAIL, message), *(CheckResult(c.check, CheckState.PENDING)
+                                                              for c in checks[1:]))
+    result = result_of(situation, checks, waited_ms=waited_ms)
+    return dataclasses.replace(result, passed=False, first_divergence=headline, checks=decided)
+
+
+def _names(services: Iterable[str]) -> str:
+    listed = sorted(set(services))
+    return ", ".join(listed[:_LISTED]) + (", …" if len(listed) > _LISTED else "")

@@ -1,5 +1,5 @@
-"""Failure texts about waiting (DESIGN §5, §6): a flow that gave up early (`quiet`), and one
-that failed before it settled (`violated`).
+"""Failure texts about waiting (DESIGN §5, §6): a flow that gave up early (`quiet`), one
+that failed before it settled (`violated`), and a trace id of which no span ever arrived.
 Goldens, as in test_render.py: a change to these words must show up here as a diff."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from spans import NOW_NS, T1, FlowBuilder, extract_hops, flow_trace, spec_of
 
 from tracebaton.assertions import render_verdict
 from tracebaton.assertions._situation import Situation
-from tracebaton.assertions._verdict import evaluate, result_of
+from tracebaton.assertions._verdict import evaluate, nothing_arrived, result_of
 from tracebaton.collector import StatusCode
 
 MS = 1_000_000
@@ -50,3 +50,41 @@ def test_a_flow_that_failed_before_it_settled_says_violated_not_satisfied() -> N
         "frontend -> cart answered 409",
         "  FAIL    errors: frontend -> cart answered 409",
     ]
+
+
+def unknown_trace(recent: list[str], stored: list[str]) -> str:
+    spec = spec_of({"name": "checkout", "expect": {"hops": ["frontend -> cart"],
+                                                   "budgets": {"hops": {"frontend -> cart": "1s"}}}})
+    trace = flow_trace([])
+    situation = Situation(spec=spec, trace=trace, hops=(), settled=False, final=True, now_unix_nano=NOW_NS,
+                          store_services=frozenset(stored))
+    result = nothing_arrived(situation, evaluate(situation), waited_ms=10_004, timeout_ns=10_000 * MS,
+                             recent_ns=60_000 * MS, recent_services=recent, stored_services=stored)
+    assert not result.passed
+    assert result.waited_reason.value == "timeout"
+    assert [(c.check, c.state.value) for c in result.checks] == [
+        ("hops", "fail"), ("order", "pending"), ("budgets.hops", "pending"), ("connected", "pending"),
+        ("errors", "pending"),
+    ], "one failure; what no span could decide stays undecided"
+    return render_verdict(result, dashboard_url="http://127.0.0.1:7357")
+
+
+def test_a_trace_of_which_no_span_arrived_is_one_failure_saying_what_did_arrive() -> None:
+    assert unknown_trace(["cart", "frontend", "test"], ["cart", "frontend", "inventory", "test"]) == f"""\
+flow 'checkout' FAILED · trace {T1} · waited 10 s (timeout)
+no span of trace {T1} arrived in 10 s
+  FAIL    hops: no span of trace {T1} arrived in 10 s
+          in the last 60 s, spans of other traces came from cart, frontend: is the trace id right, and does the service that starts the trace export here?
+          a service exports here with OTEL_EXPORTER_OTLP_ENDPOINT=http://HOST:PORT (the http= address `tracebaton serve` prints) and OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf; tracebaton.sut_env() returns both
+hops (- expected, + actual):
+- frontend -> cart   [missing]
+see it: http://127.0.0.1:7357/flows/{T1}"""  # noqa: E501
+
+
+def test_the_no_span_message_says_when_nothing_arrived_lately_or_at_all() -> None:
+    lately = unknown_trace([], ["cart", "frontend", "test"]).splitlines()
+    assert lately[3].strip() == (
+        "no span at all arrived in the last 60 s; earlier ones came from cart, frontend"
+    )
+    never = unknown_trace([], []).splitlines()
+    assert never[3].strip() == "this tracebaton has received no span at all"
