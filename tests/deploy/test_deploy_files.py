@@ -11,10 +11,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
@@ -107,7 +110,7 @@ def test_the_compose_file_matches_the_compose_specification() -> None:
 
 def test_compose_runs_tracebaton_and_every_service_of_the_shop_as_the_demo_accepts_them() -> None:
     services: dict[str, Any] = load("compose.yaml")["services"]
-    assert set(services) == {"tracebaton", *SERVICES}
+    assert set(services) == {"tracebaton", "grafana", *SERVICES}
     tracebaton = services["tracebaton"]
     assert tracebaton["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
     assert {int(p.rsplit(":", 1)[1]) for p in tracebaton["ports"]} == PORTS
@@ -137,6 +140,94 @@ def test_compose_runs_tracebaton_and_every_service_of_the_shop_as_the_demo_accep
         assert env["OTEL_BSP_SCHEDULE_DELAY"] == "50"
         assert "x-request-id" in env["OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"]
     assert services["frontend"]["ports"] == ["127.0.0.1:8080:8000"]
+
+
+# Grafana --------------------------------------------------------------------------------------
+
+GRAFANA_DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources"
+# The keys of a data source in Grafana's provisioning format, as its documentation lists them
+# (administration/provisioning, "Data sources"); `type` is the plugin id.
+GRAFANA_DATASOURCE_KEYS = {
+    "name", "type", "uid", "access", "orgId", "url", "user", "database", "basicAuth",
+    "basicAuthUser", "withCredentials", "isDefault", "jsonData", "secureJsonData", "version", "editable",
+}
+
+
+def grafana_datasource() -> dict[str, Any]:
+    (path,) = sorted(GRAFANA_DATASOURCES.glob("*.yaml"))
+    config = yaml.safe_load(path.read_text())
+    assert config["apiVersion"] == 1
+    assert set(config) <= {"apiVersion", "datasources", "deleteDatasources", "prune"}
+    (datasource,) = config["datasources"]
+    return dict(datasource)
+
+
+def test_grafana_is_provisioned_with_a_jaeger_data_source_on_tracebatons_jaeger_api() -> None:
+    datasource = grafana_datasource()
+    assert set(datasource) <= GRAFANA_DATASOURCE_KEYS, set(datasource) - GRAFANA_DATASOURCE_KEYS
+    assert {"name", "type", "access", "url", "uid", "jsonData"} <= set(datasource)
+    assert datasource["type"] == "jaeger"
+    assert datasource["access"] == "proxy", "Grafana's server calls tracebaton inside the network"
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", datasource["uid"]), "Grafana's uid rule"
+    url = urllib.parse.urlsplit(datasource["url"])
+    services: dict[str, Any] = load("compose.yaml")["services"]
+    assert url.hostname == "tracebaton"
+    assert url.hostname in services, "the compose service's name"
+    assert url.port in {int(p.rsplit(":", 1)[1]) for p in services["tracebaton"]["ports"]}
+    assert url.path == "/jaeger"
+    json_data, secure = datasource["jsonData"], datasource.get("secureJsonData", {})
+    assert isinstance(json_data["nodeGraph"]["enabled"], bool)
+    assert json_data["traceIdTimeParams"] == {"enabled": False}
+    # a custom header is a name in jsonData and its value in secureJsonData, numbered alike
+    for key, name in json_data.items():
+        if key.startswith("httpHeaderName"):
+            assert f"httpHeaderValue{key.removeprefix('httpHeaderName')}" in secure, key
+            assert name == "Authorization"
+    (value,) = (v for k, v in secure.items() if k.startswith("httpHeaderValue"))
+    assert value == "Bearer ${TRACEBATON_TOKEN}", "Grafana expands it from its environment"
+
+
+def test_compose_runs_grafana_after_tracebaton_with_the_provisioning_and_the_token() -> None:
+    grafana: dict[str, Any] = load("compose.yaml")["services"]["grafana"]
+    image, _, tag = grafana["image"].partition(":")
+    assert image == "grafana/grafana"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag), "a pinned version, not latest"
+    assert grafana["depends_on"]["tracebaton"]["condition"] == "service_healthy"
+    assert grafana["ports"] == ["127.0.0.1:3000:3000"]
+    (mount,) = grafana["volumes"]
+    source, target, mode = mount.split(":")
+    assert (DEPLOY / source).resolve() == GRAFANA_DATASOURCES.parent.resolve()
+    assert (target, mode) == ("/etc/grafana/provisioning", "ro")
+    assert grafana["environment"]["TRACEBATON_TOKEN"] == "${TRACEBATON_TOKEN:-}"
+    assert grafana["environment"]["TRACEBATON_TOKEN"] == load("compose.yaml")["services"]["tracebaton"][
+        "environment"]["TRACEBATON_TOKEN"], "the data source sends the token tracebaton checks"
+    assert "GF_FEATURE_TOGGLES_ENABLE" not in grafana["environment"], "no jaegerEnableGrpcEndpoint"
+
+
+def test_the_data_source_url_answers_the_requests_grafana_sends(tmp_path: Path) -> None:
+    """A real server, asked as Grafana's Jaeger client asks (`url.JoinPath` of the data source's
+    URL, the header with an unset token expanded to "Bearer ", which arrives as "Bearer": HTTP
+    drops trailing blanks of a header value): every answer is Jaeger's JSON."""
+    from conftest import start_server
+
+    running = start_server(tmp_path / "grafana.duckdb")
+    try:
+        base = running.api + urllib.parse.urlsplit(grafana_datasource()["url"]).path
+        headers = {"Authorization": "Bearer"}
+        now_ms = int(time.time() * 1000)
+        for path, params in [
+            ("/api/services", {}),
+            ("/api/services/" + urllib.parse.quote("a/b", safe="") + "/operations", {}),
+            ("/api/traces", {"service": "cart", "start": now_ms * 1000 - 3_600_000_000, "end": now_ms * 1000,
+                             "limit": 20, "tags": '{"error":"true"}', "minDuration": "1ms"}),
+            ("/api/dependencies", {"endTs": now_ms, "lookback": 3_600_000}),
+        ]:
+            answer = httpx.get(base + path, params=params, headers=headers, timeout=30)
+            assert answer.status_code == 200, (path, answer.text)
+            assert answer.json()["data"] == [], path
+        assert httpx.get(base + "/api/traces/" + "ab" * 16, headers=headers).status_code == 404
+    finally:
+        assert running.stop() == 0
 
 
 # Kubernetes -----------------------------------------------------------------------------------
