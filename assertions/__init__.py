@@ -51,6 +51,7 @@ from ._spec_dump import flow_spec_to_dict, flow_spec_to_yaml
 from ._spec_parse import parse_flow_spec
 from ._trace import FlowTrace, build_trace, critical_path, hand_off_parents
 from ._trace_view import Trace
+from ._tracetest import NotConverted, TracetestSuite, TracetestTest, read_tracetest
 from ._wire import span_from_json, span_json
 
 __all__ = [
@@ -80,12 +81,15 @@ __all__ = [
     "HopPattern",
     "HopResult",
     "HopStatus",
+    "NotConverted",
     "Order",
     "Propagation",
     "Selector",
     "SpanExpectation",
     "Trace",
     "Traces",
+    "TracetestSuite",
+    "TracetestTest",
     "WaitSpec",
     "WaitedReason",
     "build_trace",
@@ -97,6 +101,7 @@ __all__ = [
     "hop_blame",
     "hop_matches",
     "parse_flow_spec",
+    "read_tracetest",
     "render_hop_table",
     "render_verdict",
     "span_from_json",
