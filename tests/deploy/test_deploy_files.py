@@ -1,8 +1,10 @@
 """deploy/ without a Docker engine or a cluster: the Dockerfile through hadolint, the compose
 file and the GitHub workflow against their JSON schemas (check-jsonschema's vendored
 Compose Specification and GitHub workflow schemas), the Kubernetes manifests through
-kubernetes-validate, the OpenTelemetry Collector configurations checked for structure — and
-all of them against what tracebaton and its demo shop really accept."""
+kubernetes-validate, the OpenTelemetry Collector configurations checked for structure (every
+component defined, of a type the contrib distribution builds in; the ClickHouse exporter's
+options as its README documents them) — and all of them against what tracebaton and its demo
+shop really accept. deploy/clickhouse/ (the scale-out data path) is checked the same way."""
 
 from __future__ import annotations
 
@@ -23,12 +25,17 @@ import pytest
 import yaml
 
 import tracebaton.demo.__main__ as demo_main
+from tracebaton import parse_duration_ns, server_settings
+from tracebaton._cli import build_parser
+from tracebaton.collector import parse_store_url
 from tracebaton.demo import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent
 COLLECTOR_CONFIGS = ["otel-collector.yaml", "otel-collector-filter.yaml"]
+SCALE_OUT = "clickhouse"
+SCALE_OUT_CONFIGS = [f"{SCALE_OUT}/otel-collector-lb.yaml", f"{SCALE_OUT}/otel-collector-clickhouse.yaml"]
 PORTS = {4317, 4318, 7357}
 
 
@@ -233,8 +240,8 @@ def test_the_data_source_url_answers_the_requests_grafana_sends(tmp_path: Path) 
 # Kubernetes -----------------------------------------------------------------------------------
 
 
-def manifests() -> list[dict[str, Any]]:
-    return [doc for path in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+def manifests(name: str = "*.yaml") -> list[dict[str, Any]]:
+    return [doc for path in sorted((DEPLOY / "kubernetes").glob(name))
             for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
@@ -247,7 +254,7 @@ def test_the_kubernetes_manifests_validate(version: str) -> None:
 
 
 def test_the_deployment_is_one_non_root_writer_probed_on_healthz() -> None:
-    by_kind = {doc["kind"]: doc for doc in manifests()}
+    by_kind = {doc["kind"]: doc for doc in manifests("tracebaton.yaml")}
     deployment, service, claim = by_kind["Deployment"], by_kind["Service"], by_kind["PersistentVolumeClaim"]
     spec = deployment["spec"]
     assert spec["replicas"] == 1
@@ -281,9 +288,9 @@ def component_type(component_id: str) -> str:
     return component_id.split("/", 1)[0]
 
 
-@pytest.mark.parametrize("name", COLLECTOR_CONFIGS)
-def test_the_collector_pipelines_reference_defined_components(name: str) -> None:
-    config = load(name)
+def check_pipelines(config: dict[str, Any]) -> dict[str, set[str]]:
+    """Every component a pipeline names is defined, every defined one is used, connectors join
+    pipelines; returns the defined ids by section."""
     assert set(config) <= {"receivers", "processors", "exporters", "connectors", "extensions", "service"}
     defined = {section: set(config.get(section) or {})
                for section in ("receivers", "processors", "exporters", "connectors")}
@@ -305,6 +312,19 @@ def test_the_collector_pipelines_reference_defined_components(name: str) -> None
     for connector in connectors:  # a connector ends one pipeline and starts another
         assert any(connector in p["exporters"] for p in pipelines.values()), connector
         assert any(connector in p.get("receivers", []) for p in pipelines.values()), connector
+    extensions = set(config.get("extensions") or {})
+    enabled = config["service"].get("extensions", [])
+    assert set(enabled) <= extensions, f"service.extensions names undefined ones: {set(enabled) - extensions}"
+    assert extensions <= set(enabled), f"defined but not enabled: {extensions - set(enabled)}"
+    defined["extensions"] = extensions
+    return defined
+
+
+@pytest.mark.parametrize("name", COLLECTOR_CONFIGS)
+def test_the_collector_pipelines_reference_defined_components(name: str) -> None:
+    config = load(name)
+    pipelines: dict[str, Any] = config["service"]["pipelines"]
+    defined = check_pipelines(config)
     for exporter_id, exporter in config["exporters"].items():
         assert re.fullmatch(r"\$\{env:[A-Z_]+\}", exporter["endpoint"]), f"{exporter_id}: set by the env"
     assert "otlphttp/tracebaton" in defined["exporters"]
@@ -372,3 +392,229 @@ def test_the_workflow_starts_tracebaton_before_the_tests_and_keeps_the_store() -
     assert steps[upload]["if"] == "always()"
     assert tests < stop < upload, "the store is uploaded after tracebaton committed and checkpointed it"
     assert "build/tracebaton.duckdb" in steps[upload]["with"]["path"]
+
+
+# every Collector configuration: component types the contrib distribution builds in -----------
+
+# A component's type (the part of its id before "/") as its metadata.yaml names it, and the Go
+# module that provides it. Every module here is listed in the contrib distribution's manifest,
+# open-telemetry/opentelemetry-collector-releases distributions/otelcol-contrib/manifest.yaml
+# @ 008cde8c (dist 0.135.0, components v0.136.0); the types are from each module's
+# metadata.yaml in open-telemetry/opentelemetry-collector(-contrib). Add a row, with its
+# module, before a configuration here uses another component.
+CORE = "go.opentelemetry.io/collector"
+CONTRIB = "github.com/open-telemetry/opentelemetry-collector-contrib"
+CONTRIB_COMPONENTS: dict[str, dict[str, str]] = {
+    "receivers": {"otlp": f"{CORE}/receiver/otlpreceiver"},
+    "processors": {
+        "batch": f"{CORE}/processor/batchprocessor",
+        "memory_limiter": f"{CORE}/processor/memorylimiterprocessor",
+        "filter": f"{CONTRIB}/processor/filterprocessor",
+        "groupbytrace": f"{CONTRIB}/processor/groupbytraceprocessor",
+        "tail_sampling": f"{CONTRIB}/processor/tailsamplingprocessor",
+    },
+    "exporters": {
+        "otlp": f"{CORE}/exporter/otlpexporter",
+        "otlphttp": f"{CORE}/exporter/otlphttpexporter",
+        "clickhouse": f"{CONTRIB}/exporter/clickhouseexporter",
+        "loadbalancing": f"{CONTRIB}/exporter/loadbalancingexporter",
+    },
+    "connectors": {"routing": f"{CONTRIB}/connector/routingconnector"},
+    "extensions": {"health_check": f"{CONTRIB}/extension/healthcheckextension"},
+}
+
+
+@pytest.mark.parametrize("name", [*COLLECTOR_CONFIGS, *SCALE_OUT_CONFIGS])
+def test_every_collector_component_is_one_the_contrib_distribution_builds_in(name: str) -> None:
+    config = load(name)
+    for section, known in CONTRIB_COMPONENTS.items():
+        for component_id in config.get(section) or {}:
+            assert component_type(component_id) in known, (
+                f"{name}: {section} {component_id!r} is not a component type of otelcol-contrib "
+                f"that this test knows ({sorted(known)}); check the manifest and add it")
+
+
+# the scale-out data path: deploy/clickhouse/ --------------------------------------------------
+
+CLICKHOUSE_EXPORTER_OPTIONS = {
+    # exporter/clickhouseexporter/README.md @ 000d4c7c, "Configuration options"
+    "endpoint", "username", "password", "ttl", "database", "connection_params", "create_schema",
+    "compress", "async_insert", "tls", "logs_table_name", "traces_table_name",
+    "profiles_table_name", "metrics_tables", "cluster_name", "table_engine", "timeout",
+    "sending_queue", "retry_on_failure", "json",
+}
+RETRY_OPTIONS = {"enabled", "initial_interval", "max_interval", "max_elapsed_time"}
+QUEUE_OPTIONS = {"enabled", "num_consumers", "queue_size", "sizer", "block_on_overflow", "storage", "batch"}
+QUEUE_BATCH_OPTIONS = {"flush_timeout", "min_size", "max_size", "sizer"}
+LOADBALANCING_OPTIONS = {"routing_key", "protocol", "resolver"}  # exporter/loadbalancingexporter/README.md @ 01c4f7c5
+TRACEBATON_SETTLE_NS = parse_duration_ns("250ms")  # the default wait.settle (README, "How long a verdict waits")
+
+
+def scale_out_services() -> dict[str, Any]:
+    services: dict[str, Any] = load(f"{SCALE_OUT}/compose.yaml")["services"]
+    return services
+
+
+def collector_config(service: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The configuration file a Collector service mounts over the image's default one."""
+    (mount,) = [v for v in service["volumes"] if v.split(":")[1] == "/etc/otelcol-contrib/config.yaml"]
+    source = mount.split(":")[0]
+    path = (DEPLOY / SCALE_OUT / source).resolve()
+    assert path.is_file(), f"{source} is mounted but missing"
+    assert mount.endswith(":ro")
+    return path.name, yaml.safe_load(path.read_text())
+
+
+def image_environment() -> dict[str, str]:
+    """What the image's ENV instructions set in its final stage."""
+    instructions = dockerfile_instructions()
+    final = instructions[max(i for i, (op, _) in enumerate(instructions) if op == "FROM"):]
+    return dict(pair.split("=", 1) for op, arg in final if op == "ENV" for pair in shlex.split(arg))
+
+
+def serve_settings(argv: list[str], environment: dict[str, str]) -> Any:
+    """What `tracebaton serve` makes of these arguments in the image with this environment, as
+    its own parser and settings see them (the flags tracebaton does not know yet left out)."""
+    known = [a for a in argv if a != "--create-schema" or serve_knows("--create-schema")]
+    args = build_parser().parse_args(known)
+    assert args.command == "serve"
+    return server_settings({**image_environment(), **environment}, store=args.store, db=args.db)
+
+
+def serve_knows(flag: str) -> bool:
+    serve = next(a for a in build_parser()._subparsers._group_actions  # type: ignore[union-attr]
+                 if a.dest == "command").choices["serve"]
+    return flag in serve._option_string_actions
+
+
+def compose_value(text: str) -> str:
+    """A ${VAR...} reference as the value it stands for in these checks: its name."""
+    match = re.fullmatch(r"\$\{([A-Z_]+)(?::?[-?][^}]*)?\}", text)
+    return f"<{match.group(1)}>" if match else text
+
+
+def test_the_scale_out_compose_file_matches_the_compose_specification() -> None:
+    check_schema("vendor.compose-spec", DEPLOY / SCALE_OUT / "compose.yaml")
+
+
+def test_scale_out_compose_runs_clickhouse_two_backends_a_load_balancer_and_tracebaton() -> None:
+    services = scale_out_services()
+    assert set(services) == {"clickhouse", "tracebaton", "otelcol-lb", "otelcol-1", "otelcol-2"}
+    clickhouse = services["clickhouse"]
+    image, _, tag = clickhouse["image"].partition(":")
+    assert image == "clickhouse/clickhouse-server", "the official image"
+    assert tag and tag != "latest", "a pinned version: the exporter's DDL depends on it"
+    assert "/ping" in " ".join(clickhouse["healthcheck"]["test"]), "a health check ClickHouse answers without a password"
+    assert compose_value(clickhouse["environment"]["CLICKHOUSE_PASSWORD"]) == "<TRACEBATON_CLICKHOUSE_PASSWORD>", (
+        "one secret for the server, the exporters and tracebaton; and without one the image admits `default` from localhost only")
+    for name in ("otelcol-lb", "otelcol-1", "otelcol-2"):
+        assert services[name]["image"].startswith("otel/opentelemetry-collector-contrib:"), f"{name}: contrib has the exporters"
+        assert not services[name]["image"].endswith(":latest"), name
+    lb = services["otelcol-lb"]
+    assert {int(p.rsplit(":", 1)[1]) for p in lb["ports"]} == {4317, 4318}, "services export to the load balancer"
+    assert set(lb["depends_on"]) == {"otelcol-1", "otelcol-2"}
+
+
+def test_scale_out_tracebaton_reads_clickhouse_from_the_project_image_with_the_password_from_env() -> None:
+    services = scale_out_services()
+    tracebaton = services["tracebaton"]
+    assert tracebaton["build"] == {"context": "../..", "dockerfile": "deploy/Dockerfile"}
+    assert (DEPLOY / SCALE_OUT / tracebaton["build"]["context"]).resolve() == REPO
+    assert tracebaton["depends_on"] == {"clickhouse": {"condition": "service_healthy"}}
+    env = {k: compose_value(v) for k, v in tracebaton["environment"].items()}
+    assert set(env) <= known_variables()
+    assert env["TRACEBATON_CLICKHOUSE_PASSWORD"] == "<TRACEBATON_CLICKHOUSE_PASSWORD>"
+    assert not any(k.startswith("TRACEBATON_RETENTION_") for k in env), "with ClickHouse, retention is its TTL"
+    assert {int(p.rsplit(":", 1)[1]) for p in tracebaton["ports"]} == {7357}, "OTLP goes to the load balancer"
+    command: list[str] = tracebaton["command"]
+    assert command[:2] == ["serve", "--store"]
+    assert "--create-schema" in command, "tracebaton creates the exporter's tables on the empty database"
+    settings = serve_settings(command, env)
+    assert settings.store == "clickhouse://default@clickhouse:8123/otel"
+    assert parse_store_url(settings.store).backend == "clickhouse"
+    assert settings.retention_max_age_ns is None
+    assert settings.retention_max_spans is None
+    userinfo = settings.store.split("://", 1)[1].split("@", 1)[0]
+    assert ":" not in userinfo, "no password in argv: tracebaton reads TRACEBATON_CLICKHOUSE_PASSWORD"
+    host_port, database = settings.store.split("@", 1)[1].split("/", 1)
+    assert host_port == "clickhouse:8123", "the ClickHouse service's HTTP port"
+    assert database == services["clickhouse"]["environment"]["CLICKHOUSE_DB"]
+
+
+@pytest.mark.skipif(not serve_knows("--create-schema"),
+                    reason="serve has no --create-schema yet (the ClickHouse store is being written in collector/)")
+def test_scale_out_tracebaton_command_parses_with_create_schema() -> None:
+    args = build_parser().parse_args(scale_out_services()["tracebaton"]["command"])
+    assert args.create_schema is True
+
+
+def test_scale_out_load_balancer_routes_by_trace_id_to_both_backends() -> None:
+    services = scale_out_services()
+    name, config = collector_config(services["otelcol-lb"])
+    assert name == "otel-collector-lb.yaml"
+    check_pipelines(config)
+    (exporter_id,) = config["exporters"]
+    assert component_type(exporter_id) == "loadbalancing"
+    lb = config["exporters"][exporter_id]
+    assert set(lb) <= LOADBALANCING_OPTIONS
+    assert lb["routing_key"] == "traceID", "every span of a trace on one backend"
+    assert "endpoint" not in lb["protocol"]["otlp"], "the resolver sets each backend's endpoint"
+    backends = {s for s in services if s.startswith("otelcol-") and s != "otelcol-lb"}
+    assert sorted(lb["resolver"]["static"]["hostnames"]) == sorted(f"{b}:4317" for b in backends)
+    for backend in backends:
+        _, backend_config = collector_config(services[backend])
+        grpc = backend_config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+        assert grpc.rsplit(":", 1)[1] == "4317", f"{backend} listens where the resolver sends"
+    (pipeline,) = config["service"]["pipelines"].values()
+    assert not any(component_type(p) == "batch" for p in pipeline.get("processors", [])), (
+        "no batching on the load-balancing tier: it would add its timeout to every span's lag")
+
+
+def test_scale_out_backends_write_otel_traces_with_documented_options_and_low_lag() -> None:
+    services = scale_out_services()
+    mounted = {collector_config(services[b])[0] for b in ("otelcol-1", "otelcol-2")}
+    assert len(mounted) == 1, "both backends run one configuration"
+    name, config = collector_config(services["otelcol-1"])
+    assert name == "otel-collector-clickhouse.yaml"
+    check_pipelines(config)
+    (exporter_id,) = config["exporters"]
+    assert component_type(exporter_id) == "clickhouse"
+    exporter = config["exporters"][exporter_id]
+    assert set(exporter) <= CLICKHOUSE_EXPORTER_OPTIONS, set(exporter) - CLICKHOUSE_EXPORTER_OPTIONS
+    assert set(exporter["retry_on_failure"]) <= RETRY_OPTIONS
+    assert set(exporter["sending_queue"]) <= QUEUE_OPTIONS
+    assert set(exporter["sending_queue"].get("batch") or {}) <= QUEUE_BATCH_OPTIONS
+    for option in ("endpoint", "username", "password"):
+        assert re.fullmatch(r"\$\{env:[A-Z_]+\}", exporter[option]), f"{option}: from the environment"
+    # what tracebaton reads: the default table in the database of its --store URL, Map columns
+    assert exporter.get("traces_table_name", "otel_traces") == "otel_traces"
+    assert exporter["database"] == services["clickhouse"]["environment"]["CLICKHOUSE_DB"]
+    assert exporter.get("json", False) is False, "tracebaton reads the Map-column schema"
+    # one schema owner: tracebaton's --create-schema, or the exporters', never both racing
+    assert ("--create-schema" in services["tracebaton"]["command"]) != exporter.get("create_schema", True)
+    if exporter.get("create_schema", True) is False:
+        assert "ttl" not in exporter, "ttl only shapes DDL the exporter runs itself"
+        for backend in ("otelcol-1", "otelcol-2"):
+            assert services[backend]["depends_on"]["tracebaton"]["condition"] == "service_healthy", (
+                f"{backend} starts once tracebaton created the tables")
+    # batched once, briefly: in the exporter's queue (its README's advice), not also a processor
+    (pipeline,) = config["service"]["pipelines"].values()
+    processors = pipeline.get("processors", [])
+    assert not any(component_type(p) == "batch" for p in processors), "batching in sending_queue, not twice"
+    assert not any(component_type(p) == "tail_sampling" for p in processors), "it would hold traces for decision_wait"
+    batch = exporter["sending_queue"]["batch"]
+    flush = parse_duration_ns(batch["flush_timeout"])
+    assert flush < TRACEBATON_SETTLE_NS, "a partial batch must leave well inside the default settle"
+    assert exporter["async_insert"] in (True, False), "the async_insert trade-off is chosen, not inherited"
+    if exporter["async_insert"]:
+        busy = int(exporter["connection_params"]["async_insert_busy_timeout_max_ms"]) * 1_000_000
+        assert flush + busy <= TRACEBATON_SETTLE_NS, "batching plus the insert buffer stay under the default settle"
+    assert parse_duration_ns(exporter["retry_on_failure"]["initial_interval"]) <= parse_duration_ns("1s")
+    # every ${env:VAR} the configuration reads, each backend's compose service provides
+    wanted = set(re.findall(r"\$\{env:([A-Z_]+)\}", (DEPLOY / SCALE_OUT / name).read_text()))
+    for backend in ("otelcol-1", "otelcol-2"):
+        env = {k: compose_value(v) for k, v in services[backend]["environment"].items()}
+        assert wanted <= set(env), f"{backend} lacks {wanted - set(env)}"
+        assert env["CLICKHOUSE_PASSWORD"] == "<TRACEBATON_CLICKHOUSE_PASSWORD>"
+        assert re.match(r"(tcp|clickhouse|https?)://clickhouse:", env["CLICKHOUSE_ENDPOINT"]), "the compose ClickHouse"
+
