@@ -618,3 +618,51 @@ def test_scale_out_backends_write_otel_traces_with_documented_options_and_low_la
         assert env["CLICKHOUSE_PASSWORD"] == "<TRACEBATON_CLICKHOUSE_PASSWORD>"
         assert re.match(r"(tcp|clickhouse|https?)://clickhouse:", env["CLICKHOUSE_ENDPOINT"]), "the compose ClickHouse"
 
+
+# Kubernetes against an existing ClickHouse ----------------------------------------------------
+
+
+def test_the_clickhouse_deployment_runs_replicas_reading_clickhouse_with_secrets_probed_on_healthz() -> None:
+    by_kind = {doc["kind"]: doc for doc in manifests("tracebaton-clickhouse.yaml")}
+    assert set(by_kind) == {"Deployment", "Service"}, "no volume claim: ClickHouse holds the data"
+    deployment, service = by_kind["Deployment"], by_kind["Service"]
+    spec = deployment["spec"]
+    assert spec["replicas"] > 1, "ClickHouse is the store: replicas may share it"
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001, "the Dockerfile's user"
+    assert not any("persistentVolumeClaim" in v for v in pod.get("volumes", []))
+    (container,) = pod["containers"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "api"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert set(ports.values()) == PORTS
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert spec["template"]["metadata"]["labels"] == spec["selector"]["matchLabels"]
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) <= known_variables()
+    for variable, secret in (("TRACEBATON_CLICKHOUSE_PASSWORD", "tracebaton-clickhouse"),
+                             ("TRACEBATON_TOKEN", "tracebaton"), ("TRACEBATON_INGEST_TOKEN", "tracebaton")):
+        assert env[variable]["valueFrom"]["secretKeyRef"]["name"] == secret, variable
+    plain = {name: e["value"] for name, e in env.items() if "value" in e}
+    settings = serve_settings(container["args"], plain)  # the image's TRACEBATON_DB included
+    assert parse_store_url(settings.store).backend == "clickhouse"
+    assert ":" not in settings.store.split("://", 1)[1].split("@", 1)[0], "no password in argv"
+    assert "--create-schema" not in container["args"], "a shared ClickHouse: the schema is its owners'"
+    assert settings.host == "0.0.0.0"
+    assert settings.retention_max_age_ns is None
+    assert settings.retention_max_spans is None
+
+
+def test_the_two_kubernetes_manifests_neither_replace_nor_select_each_other() -> None:
+    duckdb, clickhouse = manifests("tracebaton.yaml"), manifests("tracebaton-clickhouse.yaml")
+    assert not {(d["kind"], d["metadata"]["name"]) for d in duckdb} & {
+        (d["kind"], d["metadata"]["name"]) for d in clickhouse}
+    for services, pods in ((duckdb, clickhouse), (clickhouse, duckdb)):
+        labels = [d["spec"]["template"]["metadata"]["labels"] for d in pods if d["kind"] == "Deployment"]
+        for service in (d for d in services if d["kind"] == "Service"):
+            selector = service["spec"]["selector"].items()
+            assert not any(selector <= pod.items() for pod in labels), service["metadata"]["name"]
