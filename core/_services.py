@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -18,14 +19,31 @@ from collections.abc import Mapping, Sequence
 from ._errors import ConfigurationError
 
 _TAIL_LINES = 200
+PORT_PLACEHOLDER = "{port}"
+"""Replaced by a free port in a service's command, environment values and `ready_url`."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now. Another process may take it before the service
+    binds it; a service that can bind port 0 and print the port it got has no such race
+    (`ready_line` with a `(?P<port>...)` group)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class ServiceProcess:
-    """A started service. `stop()` is idempotent; `log_tail()` is its recent output."""
+    """A started service. `stop()` is idempotent; `log_tail()` is its recent output; `port`
+    and `url` say where it listens, when its ready line or the `{port}` placeholder told."""
 
-    def __init__(self, name: str, process: subprocess.Popen[str], ready_line: str | None = None) -> None:
+    def __init__(self, name: str, process: subprocess.Popen[str], ready_line: str | None = None,
+                 *, port: int | None = None) -> None:
         self.name = name
         self.process = process
+        self.port: int | None = port
+        """The port it listens on: the `port` group of its ready line, else the `{port}` given."""
+        self._url: str | None = None
         self._lines: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._ready_line = re.compile(ready_line) if ready_line is not None else None
         self._ready = False
@@ -39,12 +57,30 @@ class ServiceProcess:
         for line in iter(self.process.stdout.readline, ""):
             with self._cond:
                 self._lines.append(line.rstrip("\n"))
-                if self._ready_line is not None and self._ready_line.search(line):
+                match = None if self._ready or self._ready_line is None else self._ready_line.search(line)
+                if match is not None:
+                    told = match.groupdict()
+                    if told.get("port"):
+                        self.port = int(told["port"])
+                    if told.get("url"):
+                        self._url = told["url"].rstrip("/")
                     self._ready = True
                 self._cond.notify_all()
         with self._cond:
             self._eof = True
             self._cond.notify_all()
+
+    @property
+    def url(self) -> str:
+        """Its base URL: the `url` group of its ready line, else http://127.0.0.1:PORT."""
+        if self._url is not None:
+            return self._url
+        if self.port is None:
+            raise ConfigurationError(
+                f"service {self.name}: its port is not known; put {PORT_PLACEHOLDER} in its command "
+                "(a free port is put there), or capture it in ready_line, e.g. "
+                r"ready_line=r'Uvicorn running on http://[\d.]+:(?P<port>\d+)' with --port 0")
+        return f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, until: float) -> bool:
         """Whether the ready line was printed before the monotonic deadline."""
@@ -97,14 +133,35 @@ def start_service(
 ) -> ServiceProcess:
     """Start `command` with `env` over this environment; return once it is ready.
 
-    Ready means a printed line matching the regex `ready_line` (uvicorn prints
-    "Application startup complete"), or `ready_url` answering HTTP. With neither, the
-    process is returned as soon as it started.
+    - `command`: the program and its arguments (no shell).
+    - `name`: the service's name in messages and its log thread. (The pytest fixture's
+      `start_service` also exports it as OTEL_SERVICE_NAME, the `service.name` flow specs
+      use; here, pass `sut_env(..., service_name=name)` in `env` for that.)
+    - `env`: variables set over this process's environment (`sut_env()` for tracing).
+    - `ready_line`: a regex; ready once a line of the process's stdout or stderr matches
+      (uvicorn prints "Application startup complete"). A group named `port` (or `url`)
+      sets `.port` (`.url`): give the service port 0 and read the port it bound, with no
+      race, e.g. `r"Uvicorn running on http://[\\d.]+:(?P<port>\\d+)"`.
+    - `ready_url`: ready once this URL answers HTTP (any status), after `ready_line` if both.
+    - `timeout_s`: how long it may take to be ready (default 30); past it, or if it exits
+      first, it is stopped and ConfigurationError carries its last output.
+    - `cwd`: the directory it starts in (default: this process's).
+
+    With neither `ready_line` nor `ready_url`, it is returned as soon as it started.
+    `{port}` anywhere in `command`, in a value of `env` or in `ready_url` becomes one free
+    port (`free_port()`), which `.port` and `.url` then hold.
     """
+    arguments, environment = list(command), dict(env or {})
+    port = None
+    if any(PORT_PLACEHOLDER in text for text in [*arguments, *environment.values(), ready_url or ""]):
+        port = free_port()
+        arguments = [a.replace(PORT_PLACEHOLDER, str(port)) for a in arguments]
+        environment = {k: v.replace(PORT_PLACEHOLDER, str(port)) for k, v in environment.items()}
+        ready_url = ready_url.replace(PORT_PLACEHOLDER, str(port)) if ready_url else None
     process = subprocess.Popen(
-        list(command), env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.PIPE,
+        arguments, env={**os.environ, **environment}, cwd=cwd, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-    service = ServiceProcess(name, process, ready_line)
+    service = ServiceProcess(name, process, ready_line, port=port)
     until = time.monotonic() + timeout_s
     ready = True
     if ready_line is not None:
@@ -117,7 +174,11 @@ def start_service(
     if not ready:
         code = process.poll()
         service.stop()
-        state = f"exited with {code}" if code is not None else f"was not ready within {timeout_s:g} s"
+        awaited = " and ".join([*([f"a line matching {ready_line!r}"] if ready_line is not None else []),
+                                *([f"{ready_url} to answer"] if ready_url is not None else [])])
+        state = (f"exited with {code} before it was ready" if code is not None else
+                 f"was not ready within timeout_s={timeout_s:g} (waited for {awaited}); raise timeout_s, "
+                 "or fix ready_line/ready_url to what the service prints or serves")
         raise ConfigurationError(
-            f"service {name} ({' '.join(command)}) {state}; its last output:\n{service.log_tail()}")
+            f"service {name} ({' '.join(arguments)}) {state}; its last output:\n{service.log_tail()}")
     return service

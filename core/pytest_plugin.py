@@ -155,7 +155,12 @@ class TracebatonFixture:
                       ready_url: str | None = None, timeout_s: float = 30.0,
                       cwd: str | None = None) -> ServiceProcess:
         """Start a service under test exporting here; it is stopped when the test ends and
-        its log tail is added to the test's failure report."""
+        its log tail is added to the test's failure report.
+
+        Its environment is `sut_env(service_name=name, headers=headers)` (so `name` is its
+        OTEL_SERVICE_NAME, and `headers` are captured beside the W3C ones) overlaid with
+        `env`. `{port}`, `ready_line`, `ready_url`, `timeout_s` and `cwd` are those of
+        `tracebaton.start_service`: `{port}` in the command becomes a free port, `.url` its URL."""
         service = start_service(command, name=name, env={**self.sut_env(service_name=name, headers=headers),
                                                          **(env or {})},
                                 ready_line=ready_line, ready_url=ready_url, timeout_s=timeout_s, cwd=cwd)
