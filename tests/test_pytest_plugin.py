@@ -85,7 +85,7 @@ def test_a_failing_flow_reads_verdict_then_the_culprit_hop(outcome: pytest.RunRe
     outcome.assert_outcomes(passed=1, failed=2)
     lines = error_lines(outcome)
     first = lines.index(
-        "tracebaton.TraceAssertionError: flow 'checkout' FAILED · trace <trace> · waited <t> (satisfied)"
+        "tracebaton.TraceAssertionError: flow 'checkout' FAILED · trace <trace> · waited <t> (violated)"
     )
     assert lines[first + 1 : first + 4] == [
         "cart -> inventory: happened 2 times, expected 1 (a retry?)",

@@ -89,7 +89,7 @@ def normalized(line: str) -> str:
     line = re.sub(r"\b[0-9a-f]{32}\b", "<trace>", line)
     line = re.sub(r"\b[0-9a-f]{16}\b", "<span>", line)
     line = re.sub(r"\d+(\.\d+)? (ms|s|us|ns)\b", "<t>", line)
-    line = re.sub(r"\((satisfied|settled|timeout)\)", "(<why>)", line)
+    line = re.sub(r"\((satisfied|settled|timeout|violated|quiet)\)", "(<why>)", line)
     return re.sub(r" \(and \d+ more\)", "<more>", line)
 
 
