@@ -12,6 +12,7 @@ import inspect as _inspect
 import tracebaton as _tracebaton
 
 from ._addresses import call_address, parse_call_target, served_address, served_at
+from ._clickhouse_store import ClickHouseSpanStore
 from ._decode_pool import DecodePool
 from ._grpc_receiver import GrpcReceiver
 from ._http_receiver import otlp_http_app
@@ -45,6 +46,7 @@ __all__ = [
     "JSON",
     "PROTOBUF",
     "AttributeValue",
+    "ClickHouseSpanStore",
     "DecodePool",
     "DuckDBSpanStore",
     "GrpcReceiver",

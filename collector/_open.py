@@ -30,6 +30,10 @@ class StoreOptions:
     """Processes that decode OTLP off the writer's GIL; 0 decodes on the calling thread."""
     max_runs: int = 100_000
     """Recorded flow results kept, newest first."""
+    create_schema: bool = False
+    """ClickHouse: create the exporter's tables (its DDL) where they are missing (`--create-schema`)."""
+    password: str | None = dataclasses.field(default=None, repr=False)
+    """ClickHouse: the user's password (from TRACEBATON_CLICKHOUSE_PASSWORD, never argv)."""
 
 
 def duckdb_url(path: str) -> str:
@@ -79,6 +83,17 @@ def open_store(url: str, options: StoreOptions | None = None) -> SpanStore:
             decode_workers=opts.decode_workers,
             max_runs=opts.max_runs,
         )
-    raise ConfigurationError(
-        f"store URL {url!r}: this version of tracebaton has no {location.backend} store; "
-        "use duckdb:PATH")
+    from ._clickhouse_store import ClickHouseSpanStore, parse_clickhouse_url
+
+    if opts.retention_max_spans is not None or opts.retention_max_age_ns is not None:
+        raise ConfigurationError(
+            f"store URL {url!r}: --retention-max-spans and --retention-max-age apply to a DuckDB store; "
+            "a ClickHouse store's retention is its tables' TTL (the Collector exporter's `ttl` option): "
+            "drop the retention options")
+    return ClickHouseSpanStore(
+        parse_clickhouse_url(url),
+        password=opts.password,
+        create_schema=opts.create_schema,
+        max_pending_spans=opts.max_pending_spans,
+        max_runs=opts.max_runs,
+    )

@@ -14,13 +14,21 @@ of `BACKENDS`; other tests get the default, the first.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from tracebaton.collector import DuckDBSpanStore, SpanStore, StoreCapabilities, StoreOptions, open_store
+from tracebaton.collector import (
+    ClickHouseSpanStore,
+    DuckDBSpanStore,
+    SpanStore,
+    StoreCapabilities,
+    StoreOptions,
+    open_store,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +43,8 @@ class StoreBackend:
     """Rows stored, re-sent copies included (what retention bounds)."""
     capabilities: StoreCapabilities
     """What the store declares, read before any store is opened, to select tests."""
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """StoreOptions every store of this backend opens with (a test's own options win)."""
 
 
 def _duckdb_prune(store: SpanStore) -> int:
@@ -45,6 +55,22 @@ def _duckdb_rows(store: SpanStore) -> int:
     return cast(DuckDBSpanStore, store).span_count()
 
 
+def _chdb_url(folder: Path, key: str) -> str:
+    # chdb runs one ClickHouse engine per process on one data directory: every test of this
+    # process shares it (the parent of the tests' temporary folders is this process's), and
+    # each store gets a database named after its test folder and key
+    database = re.sub(r"[^0-9A-Za-z_]", "_", f"t_{folder.name}_{key}")
+    return f"chdb:{folder.parent / 'chdb-engine'}?database={database}"
+
+
+def _no_retention(store: SpanStore) -> int:
+    raise AssertionError("the ClickHouse store leaves retention to its tables' TTL")
+
+
+def _clickhouse_rows(store: SpanStore) -> int:
+    return cast(ClickHouseSpanStore, store).span_count()
+
+
 BACKENDS = {
     "duckdb": StoreBackend(
         "duckdb",
@@ -52,6 +78,15 @@ BACKENDS = {
         apply_retention=_duckdb_prune,
         span_rows=_duckdb_rows,
         capabilities=DuckDBSpanStore.capabilities,
+    ),
+    "chdb": StoreBackend(
+        "chdb",
+        url=_chdb_url,
+        apply_retention=_no_retention,
+        span_rows=_clickhouse_rows,
+        capabilities=ClickHouseSpanStore.capabilities,
+        # an empty database per test: the exporter's tables are created as `--create-schema` does
+        options={"create_schema": True},
     ),
 }
 DEFAULT_BACKEND = "duckdb"
@@ -70,7 +105,7 @@ class StoreMaker:
         return self.backend.url(self._folder, key)
 
     def __call__(self, key: str = "store", *, start: bool = True, **options: Any) -> SpanStore:
-        store = open_store(self.url(key), StoreOptions(**options))
+        store = open_store(self.url(key), StoreOptions(**{**self.backend.options, **options}))
         self._made.append(store)
         return store.start() if start else store
 
