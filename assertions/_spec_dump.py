@@ -28,7 +28,7 @@ from ._spec import (
 )
 from ._spec_values import attribute_to_value, count_to_value, format_duration, selector_to_value
 
-__all__ = ["flow_spec_to_dict", "flow_spec_to_yaml"]
+__all__ = ["dump_yaml", "flow_spec_to_dict", "flow_spec_to_yaml"]
 
 
 def flow_spec_to_dict(spec: FlowSpec) -> dict[str, Any]:
@@ -46,8 +46,13 @@ def flow_spec_to_dict(spec: FlowSpec) -> dict[str, Any]:
 
 
 def flow_spec_to_yaml(spec: FlowSpec) -> str:
-    return yaml.dump(flow_spec_to_dict(spec), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=None)
+    return dump_yaml(flow_spec_to_dict(spec))
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    """YAML as specs are written: keys in the order given, lists of scalars inline, Unicode
+    kept (and the line separators a reader would fold escaped)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=None)
 
 
 class _Dumper(yaml.SafeDumper):
