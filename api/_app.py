@@ -11,6 +11,7 @@ from tracebaton.collector import SpanStore
 
 from ._common import json_response
 from ._dashboard import dashboard_router
+from ._diff import diff_router
 from ._guard import BodyLimit, SecurityHeaders, TokenGuard, install_error_handlers
 from ._import import import_router
 from ._jaeger import jaeger_router
@@ -68,6 +69,7 @@ def create_app(
     app.include_router(traces_router(store, engine))
     app.include_router(runs_router(store, engine, streams))
     app.include_router(import_router(store))
+    app.include_router(diff_router(store, engine))
     app.include_router(jaeger_router(store))
     app.include_router(dashboard_router(token))
     # Outermost last: headers on every answer, then the token, then the body limit.

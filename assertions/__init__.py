@@ -15,7 +15,7 @@ from ._backends import EmbeddedBackend, FlowBackend
 from ._checks_budgets import entry_span
 from ._client import Client, FlowHost, Traces
 from ._engine import FlowEngine
-from ._flow import Flow
+from ._flow import Flow, SnapshotPlace
 from ._hops import TEST_SERVICE, hop_matches
 from ._render import render_hop_table, render_verdict
 from ._result import (
@@ -31,6 +31,9 @@ from ._result import (
     WaitedReason,
     hop_blame,
 )
+from ._snapshot import FlowShape, HopNode, flow_shape, read_snapshot, shape_to_json, with_budgets
+from ._snapshot_diff import ShapeDiff, diff_shapes, render_shape_diff, render_trace_diff
+from ._snapshot_judge import SnapshotOutcome, judge_snapshot, stored_shape
 from ._spec import (
     Budgets,
     CountBound,
@@ -74,10 +77,12 @@ __all__ = [
     "FlowEngine",
     "FlowHost",
     "FlowResult",
+    "FlowShape",
     "FlowSpec",
     "FlowTrace",
     "HeaderRule",
     "HopKind",
+    "HopNode",
     "HopPattern",
     "HopResult",
     "HopStatus",
@@ -85,6 +90,9 @@ __all__ = [
     "Order",
     "Propagation",
     "Selector",
+    "ShapeDiff",
+    "SnapshotOutcome",
+    "SnapshotPlace",
     "SpanExpectation",
     "Trace",
     "Traces",
@@ -94,18 +102,27 @@ __all__ = [
     "WaitedReason",
     "build_trace",
     "critical_path",
+    "diff_shapes",
     "entry_span",
+    "flow_shape",
     "flow_spec_to_dict",
     "flow_spec_to_yaml",
     "hand_off_parents",
     "hop_blame",
     "hop_matches",
+    "judge_snapshot",
     "parse_flow_spec",
+    "read_snapshot",
     "read_tracetest",
     "render_hop_table",
+    "render_shape_diff",
+    "render_trace_diff",
     "render_verdict",
+    "shape_to_json",
     "span_from_json",
     "span_json",
+    "stored_shape",
+    "with_budgets",
 ]
 
 for _name in __all__:  # reported where users meet them (reprs, pickles), not in a private module

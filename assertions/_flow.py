@@ -4,7 +4,12 @@ what the services under test did inside it (DESIGN §6)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -22,15 +27,67 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from tracebaton import TraceAssertionError
+from tracebaton import ConfigurationError, TraceAssertionError
 
-from ._backends import FlowBackend
+from ._backends import EmbeddedBackend, FlowBackend, RemoteBackend
+from ._engine import FlowEngine
 from ._hops import TEST_SERVICE
 from ._render import render_verdict
 from ._result import FlowResult
-from ._spec import FlowSpec
+from ._snapshot import read_snapshot
+from ._snapshot_diff import render_snapshot_verdict
+from ._snapshot_judge import SnapshotOutcome, flow_of, judge_snapshot
+from ._spec import FlowSpec, WaitSpec
 from ._spec_parse import parse_flow_spec
 from ._trace_view import Trace
+
+_MARGIN_S = 30.0
+"""Beyond its waits, how long a remote snapshot check may take to come back."""
+
+
+@dataclasses.dataclass
+class SnapshotPlace:
+    """Where a flow's snapshots live and what a run does with them: the pytest plugin makes
+    one per test (`__snapshots__/<test file stem>/<test name>.flow.yaml`, `--tracebaton-update`)."""
+
+    directory: Path
+    test_name: str
+    """The file name's stem: the test's name, parametrized ids included, made file-safe."""
+    update: bool = False
+    command: str | None = None
+    """The command that writes this test's snapshots (`pytest --tracebaton-update NODE`)."""
+    on_use: Callable[[Path, str], None] | None = None
+    """Told of each snapshot file a test compared with (`used`), wrote (`created`, `updated`)."""
+    asserted: set[Path] = dataclasses.field(default_factory=set)
+
+    def path(self, name: str | None) -> Path:
+        if name is not None and (not name.strip() or any(c in name for c in "/\\\0")):
+            raise ConfigurationError(
+                f"assert_snapshot(name={name!r}): a snapshot name is a plain word that goes into its file "
+                "name; give e.g. name='refund'"
+            )
+        stem = self.test_name if name is None else f"{self.test_name}.{name.strip()}"
+        return self.directory / f"{stem}.flow.yaml"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Whole or not at all: an interrupted run never leaves half a snapshot behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 class _TestTrafficSampler(Sampler):
@@ -117,6 +174,8 @@ class Flow:
         self.results: list[FlowResult] = []
         self.on_start: list[Callable[[Flow], None]] = []
         """Called once the trace id is known (the pytest plugin notes it for JUnit)."""
+        self.snapshots: SnapshotPlace | None = None
+        """Where `assert_snapshot()` finds its files; the pytest plugin sets it."""
 
     # the with block ----------------------------------------------------------------------
 
@@ -198,6 +257,105 @@ class Flow:
 
     async def assert_spec_async(self, spec: FlowSpec | Mapping[str, Any] | str | Any) -> FlowResult:
         return await asyncio.to_thread(self.assert_spec, spec)
+
+    # golden flows ----------------------------------------------------------------------
+
+    def assert_snapshot(self, name: str | None = None, *, path: str | os.PathLike[str] | None = None,
+                        update: bool | None = None) -> FlowResult:
+        """Compare the flow with its snapshot file; raise TraceAssertionError with a hop diff
+        (`-` snapshot, `+` now) when it changed. In pytest the file is
+        `__snapshots__/<test file stem>/<test name>[.<name>].flow.yaml` beside the test, and
+        `pytest --tracebaton-update` writes missing and changed ones; elsewhere give `path=`
+        (and `update=True` to write it)."""
+        if not self.trace_id:
+            raise RuntimeError("the flow has not started: compare it with its snapshot after its `with` "
+                               "block")
+        place = self.snapshots
+        if path is not None:
+            file = Path(path)
+        elif place is not None:
+            file = place.path(name)
+        else:
+            raise ConfigurationError(
+                "flow.assert_snapshot() outside pytest needs path=: the snapshot file to compare the flow "
+                "with, e.g. path='snapshots/checkout.flow.yaml' (update=True writes it)"
+            )
+        writing = update if update is not None else bool(place and place.update)
+        if place is not None:
+            if file in place.asserted:
+                raise ConfigurationError(
+                    f"this test already compared a flow with {_shown(file)}; give each snapshot of one "
+                    "test a name of its own: flow.assert_snapshot(name='refund')"
+                )
+            place.asserted.add(file)
+        shown = _shown(file)
+        text = file.read_bytes() if file.is_file() else None
+        wait = read_snapshot(text, shown).spec.wait if text is not None else WaitSpec()  # bad files fail here
+        outcome = self._judge_snapshot(text, shown, writing, wait)
+        self.results.append(outcome.result)
+        if place is not None and place.on_use is not None:
+            place.on_use(file, "used")
+        if outcome.written is not None:
+            _write_atomically(file, outcome.written)
+            if place is not None and place.on_use is not None:
+                place.on_use(file, "updated" if outcome.existed else "created")
+            return outcome.result
+        command = (place.command if place is not None else None) or (
+            f"flow.assert_snapshot(path={str(file)!r}, update=True)")
+        if outcome.refused is not None:
+            raise TraceAssertionError(self._refusal(outcome, shown), outcome.result)
+        if not outcome.existed:
+            raise TraceAssertionError(
+                f"flow {self.name!r}: no snapshot {shown} · trace {self.trace_id}\n"
+                f"write it from this flow: {command}", outcome.result)
+        if not outcome.result.passed:
+            raise TraceAssertionError(self.render_snapshot(outcome, shown, command), outcome.result)
+        return outcome.result
+
+    async def assert_snapshot_async(self, name: str | None = None, *,
+                                    path: str | os.PathLike[str] | None = None,
+                                    update: bool | None = None) -> FlowResult:
+        return await asyncio.to_thread(self.assert_snapshot, name, path=path, update=update)
+
+    def _judge_snapshot(self, text: bytes | None, shown: str, update: bool,
+                        wait: WaitSpec) -> SnapshotOutcome:
+        backend = self._backend
+        if isinstance(backend, EmbeddedBackend):
+            # the backend's own engine: it learned which service answers where from earlier flows
+            engine = getattr(backend, "_engine", None) or FlowEngine(backend.store)
+            return judge_snapshot(backend.store, engine, trace_id=self.trace_id, name=self.name,
+                                  snapshot=text, origin=shown, update=update, test_id=self.test_id,
+                                  session_id=self.session_id)
+        if isinstance(backend, RemoteBackend):
+            # judged where the spans are, as `assert_spec` is: the server waits on arrivals
+            payload = {"trace_id": self.trace_id, "name": self.name,
+                       "snapshot": None if text is None else text.decode("utf-8", "replace"),
+                       "origin": shown, "update": update, "test_id": self.test_id,
+                       "session_id": self.session_id}
+            wait_s = 3 * wait.timeout_ns / 1e9 + _MARGIN_S  # up to three waits: verdict, settle, a queue
+            response = backend._request(backend._http, "POST", "/api/snapshots/check", json=payload,
+                                        timeout=wait_s)
+            return SnapshotOutcome.from_json(backend._json(response))
+        raise ConfigurationError("flow snapshots need an embedded or a remote backend, not "
+                                 f"{type(backend).__name__}")
+
+    def _flow_tree(self, result: FlowResult) -> Any:
+        spans = self._backend.spans(list(result.trace_ids or (self.trace_id,)))
+        return flow_of(result, spans, now_unix_nano=time.time_ns())[0]
+
+    def render_snapshot(self, outcome: SnapshotOutcome, shown: str, accept: str | None,
+                        *, verbosity: int | None = None) -> str:
+        options = {"dashboard_url": self._backend.dashboard_url, **self.render_options}
+        if verbosity is not None:
+            options["verbosity"] = verbosity
+        return render_snapshot_verdict(outcome.result, outcome.diff, self._flow_tree(outcome.result),
+                                       snapshot=shown, accept=accept, **options)
+
+    def _refusal(self, outcome: SnapshotOutcome, shown: str) -> str:
+        return (f"flow {self.name!r}: cannot record snapshot {shown} · trace {self.trace_id}\n"
+                f"{outcome.refused}\n"
+                "a snapshot is recorded only from a complete flow whose services export promptly; "
+                "fix that, then record it again")
 
     def expect_hops(
         self,

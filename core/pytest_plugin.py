@@ -19,17 +19,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._config import ENV_INGEST_TOKEN, ENV_TOKEN, ENV_URL
+from ._pytest_snapshots import WORKER_KEY, Snapshots, snapshot_dir, test_stem, update_command
 from ._services import ServiceProcess, start_service
 
 if TYPE_CHECKING:
-    from tracebaton.assertions import Client, Flow, FlowResult, Trace, Traces
+    from tracebaton.assertions import Client, Flow, FlowResult, SnapshotPlace, Trace, Traces
 
     from ._embedded import Collector
 
 DEFAULT_STORE_DIR = ".tracebaton"
 _FLOWS_KEY = pytest.StashKey["list[Flow]"]()
+_PLACE_KEY: pytest.StashKey[SnapshotPlace] = pytest.StashKey()
 _SERVICES_KEY = pytest.StashKey["list[ServiceProcess]"]()
 _PROPERTY = "tracebaton_trace_id"
+_SNAPSHOTS_KEY = pytest.StashKey[Snapshots]()
+_NOT_CI = ("", "0", "false", "no")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +49,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tracebaton-store", default=None,
                     help=f"DuckDB file of the embedded collector (default {DEFAULT_STORE_DIR}/last.duckdb; "
                          "kept after the run for the dashboard)")
+    group.addoption("--tracebaton-update", action="store_true", default=False,
+                    help="write missing and changed flow snapshots "
+                         "(__snapshots__/<test file>/<test>.flow.yaml) from this run's flows, and delete "
+                         "unused ones; refused when CI is set")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    update = bool(config.getoption("tracebaton_update"))
+    ci = os.environ.get("CI", "")
+    if update and ci.strip().lower() not in _NOT_CI:
+        raise pytest.UsageError(
+            f"--tracebaton-update is refused when CI is set (CI={ci!r}): a snapshot is what a person "
+            "reviewed and committed, and a CI run compares with it, never rewrites it. Run "
+            "`pytest --tracebaton-update` where you work, review the change to __snapshots__/, commit it"
+        )
+    config.stash[_SNAPSHOTS_KEY] = Snapshots(update=update)
 
 
 @dataclasses.dataclass
@@ -140,8 +160,15 @@ class TracebatonFixture:
         return self._session.host
 
     def flow(self, name: str, *, baggage: Mapping[str, str] | None = None) -> Flow:
+        from tracebaton.assertions import SnapshotPlace
+
         flow = self.host.flow(name, baggage=baggage, test_id=self._node.nodeid,
                               session_id=self._session.session_id)
+        snapshots = self._node.config.stash[_SNAPSHOTS_KEY]
+        # one place per test, shared by its flows: two unnamed assert_snapshot() calls collide
+        flow.snapshots = self._node.stash.setdefault(_PLACE_KEY, SnapshotPlace(
+            directory=snapshot_dir(self._node.path), test_name=test_stem(self._node),
+            update=snapshots.update, command=update_command(self._node), on_use=snapshots.note))
         self.flows.append(flow)
         flow.on_start.append(lambda started: self._node.user_properties.append((_PROPERTY, started.trace_id)))
         return flow
@@ -190,6 +217,9 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
+    if report.when == "call" and report.passed and _SNAPSHOTS_KEY in item.config.stash:
+        # a test that failed may not have got to its snapshot: only a pass says it needs none
+        item.config.stash[_SNAPSHOTS_KEY].passed.add((str(item.path), test_stem(item)))
     if report.when == "call":
         flows = item.stash.get(_FLOWS_KEY, [])
         failed = [r for f in flows for r in f.results if not r.passed]
@@ -217,7 +247,37 @@ def pytest_assertrepr_compare(
     return ["trace does not satisfy the spec", *verdict.splitlines()]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # before -k, -m, --deselect and --lf drop any: a deselected test's snapshot is not unused
+    if _SNAPSHOTS_KEY in config.stash:
+        config.stash[_SNAPSHOTS_KEY].collected(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, in the controller: what a worker's tests did with their snapshots."""
+    data = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+    if data and _SNAPSHOTS_KEY in node.config.stash:
+        node.config.stash[_SNAPSHOTS_KEY].merge(data)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    snapshots = config.stash.get(_SNAPSHOTS_KEY, None)
+    if snapshots is None:
+        return
+    if _workerinput(config):
+        config.workeroutput[WORKER_KEY] = snapshots.to_json()  # type: ignore[attr-defined]
+        return
+    if exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR):
+        snapshots.finish()
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    snapshots = config.stash.get(_SNAPSHOTS_KEY, None)
+    for line in snapshots.summary() if snapshots is not None else ():
+        terminalreporter.write_line(line)
     checked: list[str] = []
     failed: list[tuple[str, str, str, str]] = []
     for reports in terminalreporter.stats.values():
