@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ._cli_client import add_client_commands, run_check, run_import, run_spec
+from ._cli_diff import add_diff_command, run_diff
 from ._cli_run import add_run_command, run_run
 from ._cli_tracetest import add_tracetest_command, run_import_tracetest
 from ._config import (
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"what to log on stderr: {', '.join(LOG_LEVELS)} "
                             f"(default {DEFAULT_LOG_LEVEL}; env {ENV_LOG_LEVEL})")
     add_client_commands(commands)
+    add_diff_command(commands)
     add_run_command(commands)
     add_tracetest_command(commands)
     demo = commands.add_parser(
@@ -202,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": _serve, "check": run_check, "spec": run_spec, "import": run_import, "demo": _demo,
         "run": run_run,
-        "import-tracetest": run_import_tracetest}
+        "import-tracetest": run_import_tracetest, "diff": run_diff}
     try:
         return commands[args.command](args)
     except TracebatonError as error:

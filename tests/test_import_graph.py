@@ -45,7 +45,8 @@ import tracebaton
 CORE_BASE = {"tracebaton", "tracebaton._errors", "tracebaton._config", "tracebaton._durations",
              "tracebaton._sut_env", "tracebaton._services"}
 CORE_APP = {"tracebaton._embedded", "tracebaton._server", "tracebaton._cli", "tracebaton._cli_client",
-            "tracebaton._cli_tracetest", "tracebaton._cli_run", "tracebaton._pytest_snapshots",
+            "tracebaton._cli_tracetest", "tracebaton._cli_run", "tracebaton._cli_diff",
+            "tracebaton._pytest_snapshots",
             "tracebaton.__main__", "tracebaton.pytest_plugin"}
 COMPONENTS = ("collector", "assertions", "api", "dashboards", "demo")
 LAYERS = ("core-base", "core-app", *COMPONENTS)
