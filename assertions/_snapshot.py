@@ -69,6 +69,7 @@ __all__ = [
     "HopNode",
     "SnapshotFile",
     "budget_for",
+    "captured_header_names",
     "flow_shape",
     "read_snapshot",
     "shape_from_json",
@@ -231,7 +232,7 @@ class _Builder:
         first = hops[0]
         answered = [h for h in hops if h.callee_span is not None]
         checked = [h for h in answered if first.kind is not HopKind.PEER]
-        headers = _common(_header_names(h.callee_span) for h in checked if h.callee_span)
+        headers = _common(captured_header_names(h.callee_span) for h in checked if h.callee_span)
         baggage = _common(_baggage_keys(h.callee_span) for h in checked if h.callee_span)
         statuses = sorted({_status(h) for h in hops})
         took = [t for h in hops if (t := _took_ns(h)) is not None]
@@ -313,7 +314,8 @@ def _common(sets: Iterable[Iterable[str]]) -> tuple[str, ...]:
     return tuple(sorted(shared or ()))
 
 
-def _header_names(span: StoredSpan) -> set[str]:
+def captured_header_names(span: StoredSpan) -> set[str]:
+    """The request headers a callee span captured, as header names (lower case, dashes)."""
     names = set()
     for key in span.attributes:
         for prefix in _HEADER_PREFIXES:

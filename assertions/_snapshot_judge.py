@@ -44,6 +44,7 @@ from ._snapshot import (
     HopNode,
     SnapshotFile,
     budget_for,
+    captured_header_names,
     flow_shape,
     read_snapshot,
     shape_to_json,
@@ -210,15 +211,9 @@ def _shared_headers(hops: Sequence[Hop]) -> list[str]:
         if (hop.from_test or hop.broken or hop.kind is not HopKind.SYNC or callee is None
                 or not captures_any_headers(callee.attributes)):
             continue
-        names = {name for name in _candidate_names(callee) if header_values(callee.attributes, name)}
+        names = {name for name in captured_header_names(callee) if header_values(callee.attributes, name)}
         shared = names if shared is None else shared & names
     return sorted(shared or ())
-
-
-def _candidate_names(span: StoredSpan) -> set[str]:
-    prefixes = ("http.request.header.", "rpc.grpc.request.metadata.")
-    return {key[len(p):].lower().replace("_", "-") for key in span.attributes for p in prefixes
-            if key.startswith(p)}
 
 
 def merge_shapes(old: FlowShape, new: FlowShape) -> FlowShape:
