@@ -136,6 +136,7 @@ class FindingModel(BaseModel):
         "clock_skew",
         "parent_cycle",
         "duplicate_span",
+        "store_imprecise",
     ]
     hop: str | None
     message: str

@@ -7,6 +7,7 @@ on the order in which spans happened to arrive.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import time
 from collections.abc import Callable
@@ -15,22 +16,24 @@ from tracebaton import FlowSpecError
 from tracebaton.collector import SpanStore, StoredSpan, TraceQuery
 
 from ._hops import (
+    TEST_SERVICE,
     DanglingCall,
     Hop,
     choose_stitch,
     dangling_calls,
     extract_hops,
+    imprecise_edges,
     orphan_candidates,
     server_addresses,
     unanswered,
     unsettled,
 )
 from ._quiet import absent_services, export_delays, incomplete, quiet_window_ns, unknown_delay
-from ._result import CheckResult, CheckState, FlowResult, HopKind, WaitedReason
-from ._selectors import header_values
+from ._result import CheckResult, CheckState, Finding, FindingKind, FlowResult, HopKind, WaitedReason
+from ._selectors import STRING_ATTRIBUTES, header_values
 from ._situation import Situation
 from ._spec import FindSpec, FlowSpec, HeaderRule
-from ._trace import FlowTrace, build_trace
+from ._trace import FlowTrace, build_trace, implausible_start
 from ._verdict import evaluate, nothing_arrived, overall, result_of
 
 SKEW_NS = 5_000_000
@@ -99,7 +102,13 @@ class FlowEngine:
                 return self._not_found(spec, started)
         pinned: set[str] = set()
         try:
-            return self._judge(spec, trace_id, started, until, pinned)
+            # a store that keeps attribute values as text: expected values match their text
+            typed = self._store.capabilities.typed_attributes
+            token = STRING_ATTRIBUTES.set(not typed)
+            try:
+                return self._judge(spec, trace_id, started, until, pinned)
+            finally:
+                STRING_ATTRIBUTES.reset(token)
         finally:
             for pinned_id in pinned:
                 self._store.unpin(pinned_id)
@@ -129,7 +138,8 @@ class FlowEngine:
             now = self._now()
             trace = build_trace(trace_id, spans, now_unix_nano=now, stitches=stitches)
             last = trace.last_arrival_unix_nano
-            quiet = last is not None and now - last >= spec.wait.settle_ns
+            settle_ns = self._settle_ns(spec, spans, now)
+            quiet = last is not None and now - last >= settle_ns
             if (quiet or final) and self._stitch(spec, trace, trace_ids, stitches, stitched_traces):
                 continue  # read again with the stitched traces in
             grace = spec.wait.parent_grace_ns
@@ -168,15 +178,43 @@ class FlowEngine:
             if final and not trace.spans and overall(checks) is not CheckState.PASS:
                 return self._nothing_arrived(situation, checks, started, until)
             if final or overall(checks) is not CheckState.PENDING:
-                return result_of(situation, checks, waited_ms=_ms_since(started))
+                return self._store_findings(result_of(situation, checks, waited_ms=_ms_since(started)), trace)
             wake = until
             if last is not None and not quiet:
-                wake = min(wake, time.monotonic() + (last + spec.wait.settle_ns - now) / 1e9)
+                wake = min(wake, time.monotonic() + (last + settle_ns - now) / 1e9)
             elif waiting:
                 wake = min(wake, time.monotonic() + (min(waiting) + grace - now) / 1e9)
             elif window is not None and last is not None:
                 wake = min(wake, time.monotonic() + (last + window - now) / 1e9)
             self._store.wait(trace_ids, wake, after=cursor)
+
+    def _settle_ns(self, spec: FlowSpec, spans: list[StoredSpan], now: int) -> int:
+        """The quiet time that settles a flow. On a store whose arrivals are polled (spans come
+        through Collectors, their batching and async inserts), a service of the flow exporting
+        later than `settle` holds settling for its lag: a universal check never passes on a
+        settle its spans could still outrun (the export_lag finding says what to set)."""
+        settle = spec.wait.settle_ns
+        if self._store.capabilities.instant_wake:
+            return settle
+        lags = [s.arrival_unix_nano - s.end_unix_nano for s in spans
+                if s.service != TEST_SERVICE and not implausible_start(s, now)]
+        return max(settle, min(max(lags, default=0), spec.wait.timeout_ns))
+
+    def _store_findings(self, result: FlowResult, trace: FlowTrace) -> FlowResult:
+        """What the store's schema could not decide exactly, said in the result (store_imprecise)."""
+        if self._store.capabilities.remote_parent_flags:
+            return result
+        unsure = imprecise_edges(trace)
+        if not unsure:
+            return result
+        finding = Finding(
+            FindingKind.STORE_IMPRECISE,
+            f"the store keeps no is-remote flags: {len(unsure)} edge(s) inside one service "
+            f"({', '.join(sorted({c.service for _, c in unsure}))}) end in a SERVER/CONSUMER span under a "
+            "parent that is not CLIENT/PRODUCER, so whether they are hops is guessed (here: not); "
+            "a store that keeps OTLP flags (DuckDB) decides it exactly",
+            span_ids=tuple(c.span_id for _, c in unsure))
+        return dataclasses.replace(result, findings=(*result.findings, finding))
 
     def _quiet_window(
         self,

@@ -98,6 +98,19 @@ def is_hop_edge(parent: StoredSpan, child: StoredSpan) -> bool:
     return child.service != parent.service or (parent.kind in _CALLERS and child.kind in _CALLEES)
 
 
+def imprecise_edges(trace: FlowTrace) -> list[tuple[StoredSpan, StoredSpan]]:
+    """Edges whose hop-ness only an is-remote flag could decide, on spans that carry none: a
+    SERVER/CONSUMER child under a parent of its own service that is not CLIENT/PRODUCER (a
+    context propagated by hand, or an in-process queue the SDK marks remote)."""
+    return [
+        (parent, child)
+        for parent in trace.spans
+        for child in trace.children_of(parent)
+        if child.parent_is_remote is None and child.service == parent.service
+        and child.kind in _CALLEES and parent.kind not in _CALLERS
+    ]
+
+
 def callee_of(trace: FlowTrace, child: StoredSpan) -> StoredSpan:
     """The first SERVER/CONSUMER span reached from `child` through its own service's spans."""
     frontier = [child]

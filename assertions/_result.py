@@ -51,6 +51,8 @@ class FindingKind(enum.Enum):
     CLOCK_SKEW = "clock_skew"
     PARENT_CYCLE = "parent_cycle"
     DUPLICATE_SPAN = "duplicate_span"
+    STORE_IMPRECISE = "store_imprecise"
+    """A rule the store's schema cannot decide exactly (is-remote on ClickHouse)."""
 
 
 class WaitedReason(enum.Enum):

@@ -8,8 +8,10 @@ spans written with the other.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import functools
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -149,6 +151,27 @@ def _number(value: AttributeValue) -> int | float | None:
     return None
 
 
+STRING_ATTRIBUTES: contextvars.ContextVar[bool] = contextvars.ContextVar("string_attributes", default=False)
+"""Set while judging on a store without typed attributes (ClickHouse keeps `AsString()`
+text): a stored string then also matches the expected value it spells — `true` matches
+"true", a list matches its JSON text (DESIGN §3b)."""
+
+
+def _string_form_matches(expected: AttributeValue, actual: str) -> bool:
+    if isinstance(expected, bool):
+        return actual == ("true" if expected else "false")
+    if _is_list(expected) or isinstance(expected, Mapping):
+        try:
+            parsed = json.loads(actual)
+        except ValueError:
+            return False
+        if isinstance(expected, Mapping):
+            return isinstance(parsed, dict) and parsed.keys() == expected.keys() and all(
+                attribute_matches(expected[k], parsed[k]) for k in expected)
+        return isinstance(parsed, list) and attribute_matches(expected, parsed)
+    return False
+
+
 def attribute_matches(expected: AttributeValue, actual: AttributeValue) -> bool:
     """Does a found attribute value meet the spec's expectation?
 
@@ -160,6 +183,9 @@ def attribute_matches(expected: AttributeValue, actual: AttributeValue) -> bool:
     - Everything else is plain equality (strings are case-sensitive).
     """
     if isinstance(expected, str) and expected == PRESENT:
+        return True
+    if isinstance(actual, str) and not isinstance(expected, str) and STRING_ATTRIBUTES.get() \
+            and _string_form_matches(expected, actual):
         return True
     if isinstance(expected, bool) or isinstance(actual, bool):
         return isinstance(expected, bool) and isinstance(actual, bool) and expected == actual
