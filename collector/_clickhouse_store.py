@@ -14,13 +14,17 @@ wakes its waiters at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import logging
+import os
+import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -147,10 +151,45 @@ def _driver() -> Any:
     return clickhouse_connect
 
 
+def _held_elsewhere(path: str) -> bool:
+    """Whether another process holds ClickHouse's lock on a data directory (its `status` file)."""
+    try:
+        fd = os.open(os.path.join(path, "status"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _quiet_engine(chdb: bool) -> Iterator[None]:
+    """ClickHouse's engine writes its own start-up errors to file descriptor 2 before it raises;
+    while it opens, those go to a scratch file, so `serve` prints one line of its own."""
+    if not chdb:
+        yield
+        return
+    with tempfile.TemporaryFile() as scratch:
+        saved = os.dup(2)
+        os.dup2(scratch.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _connect_error(location: ClickHouseLocation, error: BaseException) -> ConfigurationError:
     text = " ".join(str(error).split())
     if location.chdb_path is not None:
-        if "Cannot lock file" in text or "already running" in text:
+        held = "Cannot lock file" in text or "already running" in text or _held_elsewhere(location.chdb_path)
+        if held:
             return ConfigurationError(
                 f"{location.where} is held by another process (ClickHouse's engine allows one process per "
                 "data directory); stop that process, or give this one another chdb:PATH")
@@ -163,9 +202,34 @@ def _connect_error(location: ClickHouseLocation, error: BaseException) -> Config
         return ConfigurationError(
             f"{location.where} refused user {location.username!r}: wrong user or password; set the password "
             "in the environment variable TRACEBATON_CLICKHOUSE_PASSWORD")
+    reason = next((why for marker, why in _NETWORK_REASONS if marker in text), text[:200])
     return ConfigurationError(
-        f"{location.where} does not answer ({text[:300]}); start ClickHouse or correct the host and port "
+        f"{location.where} does not answer ({reason}); start ClickHouse or correct the host and port "
         f"in --store {location.url}")
+
+
+_NETWORK_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "no such host"),
+    ("nodename nor servname", "no such host"),
+    ("timed out", "timed out"),
+    ("SSLError", "TLS handshake failed: is the port the server's HTTPS port?"),
+    ("Connection reset", "connection reset"),
+)
+
+
+@contextlib.contextmanager
+def _quiet_driver() -> Iterator[None]:
+    """The driver logs its retries as warnings before it raises; the one-line error says it all."""
+    loggers = [logging.getLogger(name) for name in ("urllib3.connectionpool", "clickhouse_connect")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 class ClickHouseSpanStore:
@@ -254,7 +318,8 @@ class ClickHouseSpanStore:
         if self._started:
             return self
         try:
-            client = self._new_client()
+            with _quiet_driver(), _quiet_engine(self.location.chdb_path is not None):
+                client = self._new_client()
         except ConfigurationError:
             raise
         except Exception as error:
@@ -276,17 +341,26 @@ class ClickHouseSpanStore:
 
     def _prepare(self, client: Any) -> None:
         t = self.tables
+
+        def existing() -> set[str]:
+            return {str(r[0]) for r in client.query(
+                "SELECT name FROM system.tables WHERE database = {db:String}",
+                parameters={"db": t.database}).result_rows}
+
+        def checked() -> frozenset[str]:
+            return check_traces_columns(t, describe(client.query(f"DESCRIBE TABLE {t.traces}").result_rows))
+
         if self._create_schema:
+            # a traces table of another shape is refused before any DDL runs against it
+            if t.traces_table in existing():
+                checked()
             for ddl in exporter_ddl(t):
                 client.command(ddl)
-        existing = {str(r[0]) for r in client.query(
-            "SELECT name FROM system.tables WHERE database = {db:String}",
-            parameters={"db": t.database}).result_rows}
+        present = existing()
         for name in (t.traces_table, t.trace_id_ts_name):
-            if name not in existing:
+            if name not in present:
                 raise missing_table_error(t, name)
-        columns = describe(client.query(f"DESCRIBE TABLE {t.traces}").result_rows)
-        self._scope_columns = check_traces_columns(t, columns) >= {"ScopeName", "ScopeVersion"}
+        self._scope_columns = checked() >= {"ScopeName", "ScopeVersion"}
         engine = client.query(
             "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {name:String}",
             parameters={"db": t.database, "name": t.traces_table}).result_rows

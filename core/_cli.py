@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "stops on Ctrl-C/SIGTERM.")
     where = serve.add_mutually_exclusive_group()
     where.add_argument("--store", metavar="URL",
-                       help=f"the store: duckdb:PATH or duckdb::memory: (default {DEFAULT_STORE}; "
+                       help=f"the store: duckdb:PATH, duckdb::memory:, clickhouse://[user@]host:8123/database, "
+                            f"clickhouses://… or chdb:PATH (default {DEFAULT_STORE}; "
                             f"env {ENV_STORE})")
     where.add_argument("--db", metavar="FILE",
                        help=f"short for --store duckdb:FILE; :memory: keeps spans in memory "
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"keep at most N spans, pruning oldest first (env {ENV_RETENTION_MAX_SPANS})")
     serve.add_argument("--retention-max-age", type=_duration, metavar="D",
                        help=f"prune spans older than D, e.g. 30m (env {ENV_RETENTION_MAX_AGE})")
+    serve.add_argument("--create-schema", action="store_true", default=None,
+                       help="ClickHouse store: create the Collector clickhouse exporter's tables (its DDL) "
+                            "where the database lacks them; never alters existing ones")
     serve.add_argument("--ready-file", metavar="F", help="also write the ready line to this file")
     serve.add_argument("--log-level", type=_log_level, metavar="LEVEL",
                        help=f"what to log on stderr: {', '.join(LOG_LEVELS)} "
@@ -145,7 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
         store=args.store, db=args.db, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
         api_port=args.api_port, token=args.token, ingest_token=args.ingest_token,
         retention_max_spans=args.retention_max_spans, retention_max_age_ns=args.retention_max_age,
-        ready_file=args.ready_file, log_level=args.log_level,
+        ready_file=args.ready_file, log_level=args.log_level, create_schema=args.create_schema,
     )
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="tracebaton: %(levelname)s %(name)s: %(message)s")

@@ -39,6 +39,9 @@ ENV_DECODE_WORKERS = "TRACEBATON_DECODE_WORKERS"
 """Processes that decode OTLP requests for `serve` (default: one per core beyond the first)."""
 ENV_MAX_PENDING_SPANS = "TRACEBATON_MAX_PENDING_SPANS"
 """Spans decoded but not yet committed; past this, ingest answers 503 / UNAVAILABLE."""
+ENV_CLICKHOUSE_PASSWORD = "TRACEBATON_CLICKHOUSE_PASSWORD"
+"""The password of the user a `clickhouse://` store URL names (never in argv: a URL with a
+password is refused)."""
 ENV_LOG_LEVEL = "TRACEBATON_LOG_LEVEL"
 """How much `serve` logs to stderr: debug, info, warning (the default) or error."""
 
@@ -46,6 +49,7 @@ ALL_VARIABLES = (
     ENV_URL, ENV_TOKEN, ENV_INGEST_TOKEN, ENV_STORE, ENV_DB, ENV_HOST, ENV_GRPC_PORT,
     ENV_HTTP_PORT, ENV_API_PORT, ENV_RETENTION_MAX_SPANS, ENV_RETENTION_MAX_AGE,
     ENV_MAX_BODY_BYTES, ENV_MAX_PENDING_SPANS, ENV_DECODE_WORKERS, ENV_LOG_LEVEL,
+    ENV_CLICKHOUSE_PASSWORD,
 )
 
 DEFAULT_HOST = "127.0.0.1"
@@ -82,6 +86,10 @@ class ServerSettings:
     """0 decodes on the receiving threads (embedded use); `serve` defaults to cores - 1."""
     ready_file: str | None = None
     log_level: str = DEFAULT_LOG_LEVEL
+    create_schema: bool = False
+    """ClickHouse store: create the Collector exporter's tables where they are missing."""
+    clickhouse_password: str | None = dataclasses.field(default=None, repr=False)
+    """From TRACEBATON_CLICKHOUSE_PASSWORD only."""
 
 
 def server_url(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -153,6 +161,7 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "max_pending_spans": (ENV_MAX_PENDING_SPANS,
                           lambda t: parse_positive_int(ENV_MAX_PENDING_SPANS, t)),
     "log_level": (ENV_LOG_LEVEL, lambda t: parse_log_level(ENV_LOG_LEVEL, t)),
+    "clickhouse_password": (ENV_CLICKHOUSE_PASSWORD, str),
 }
 
 

@@ -108,6 +108,8 @@ class TracebatonServer:
             retention_max_spans=s.retention_max_spans,
             retention_max_age_ns=s.retention_max_age_ns,
             decode_workers=s.decode_workers,
+            create_schema=s.create_schema,
+            password=s.clickhouse_password,
         ))
         self.store = store.start()
         log.info("store %s started; it declares %s", s.store, store.capabilities)
