@@ -6,6 +6,11 @@ row, embedded and against a remote `tracebaton serve`."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import RunningServer
@@ -132,6 +137,33 @@ def test_every_fault_fails_naming_its_hop_and_200_healthy_checkouts_pass(pyteste
 
 def test_the_same_against_a_remote_server(pytester: pytest.Pytester, server: RunningServer) -> None:
     check_catalogue(run_shop_tests(pytester, 200, f"--tracebaton-url={server.api}"), 200)
+
+
+CHDB_HEALTHY_RUNS = 20
+"""Fewer healthy checkouts on chdb: ClickHouse's engine shares the two cores with the shop."""
+
+
+@pytest.fixture
+def clickhouse_server(tmp_path: Path) -> Iterator[str]:
+    """`tracebaton serve` on the ClickHouse store (chdb, the exporter's tables created); its API URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracebaton", "serve", "--store", f"chdb:{tmp_path / 'ch'}?database=otel",
+         "--create-schema", "--grpc-port", "0", "--http-port", "0", "--api-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    try:
+        assert line.startswith("tracebaton: ready "), line
+        yield dict(part.split("=", 1) for part in line.split()[2:])["api"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        process.stdout.close()
+
+
+def test_the_same_on_the_clickhouse_store(pytester: pytest.Pytester, clickhouse_server: str) -> None:
+    outcome = run_shop_tests(pytester, CHDB_HEALTHY_RUNS, f"--tracebaton-url={clickhouse_server}")
+    check_catalogue(outcome, CHDB_HEALTHY_RUNS)
 
 
 def test_the_dashboard_store_of_the_run_is_kept(pytester: pytest.Pytester) -> None:
