@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import functools
 import logging
 import os
@@ -153,6 +152,8 @@ def _driver() -> Any:
 
 def _held_elsewhere(path: str) -> bool:
     """Whether another process holds ClickHouse's lock on a data directory (its `status` file)."""
+    import fcntl  # POSIX only, as chdb is
+
     try:
         fd = os.open(os.path.join(path, "status"), os.O_RDONLY)
     except OSError:
