@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "stops on Ctrl-C/SIGTERM.")
     where = serve.add_mutually_exclusive_group()
     where.add_argument("--store", metavar="URL",
-                       help=f"the store: duckdb:PATH, duckdb::memory:, clickhouse://[user@]host:8123/database, "
-                            f"clickhouses://… or chdb:PATH (default {DEFAULT_STORE}; "
+                       help=f"the store: duckdb:PATH, duckdb::memory:, "
+                            f"clickhouse://[user@]host:8123/database, clickhouses://… or chdb:PATH "
+                            f"(default {DEFAULT_STORE}; "
                             f"env {ENV_STORE})")
     where.add_argument("--db", metavar="FILE",
                        help=f"short for --store duckdb:FILE; :memory: keeps spans in memory "
