@@ -26,10 +26,15 @@ from tracebaton.assertions import (
 from tracebaton.collector import SpanStore, is_run_id
 
 from ._common import ERRORS, NOT_FOUND, json_response, trace_id_or_400
-from ._models import RUN_ID_PATTERN, TRACE_ID_PATTERN, FlowResultModel
+from ._models import RUN_ID_PATTERN, TRACE_ID_PATTERN, FlowResultModel, Problem
 from ._runs import MAX_CHECK_WAIT_NS
 
-_MAX_SNAPSHOT_CHARS = 512 * 1024
+# The route takes at most 1 MiB of body, and one character of JSON-escaped text can take 12
+# bytes (a surrogate pair): a snapshot within this limit always fits, and a longer one is a 422
+# naming the field, never a bare 413.
+_MAX_SNAPSHOT_CHARS = 64 * 1024
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "the body is over the route's size limit"}}
 
 
 class SnapshotCheckRequest(BaseModel):
@@ -112,7 +117,8 @@ def diff_router(store: SpanStore, engine: FlowEngine) -> APIRouter:
                                      "retention has not pruned it")
         return trace_id
 
-    @router.post("/api/snapshots/check", response_model=SnapshotCheckResponse, responses=NOT_FOUND)
+    @router.post("/api/snapshots/check", response_model=SnapshotCheckResponse,
+                 responses={**NOT_FOUND, **_TOO_LARGE})
     def check_snapshot(body: SnapshotCheckRequest) -> Response:
         """Judge the flow against its snapshot: wait as `/api/check` does (for every hop the
         snapshot expects, then for the flow to settle), diff its hops against the snapshot's,
