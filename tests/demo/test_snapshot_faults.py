@@ -16,6 +16,13 @@ from conftest import RunningServer
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
 
+
+@pytest.fixture(autouse=True)
+def _where_a_tester_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Recording is what a person does at their desk; under CI (CI set) the plugin refuses
+    # --tracebaton-update, which tests/test_snapshot_plugin.py pins on its own.
+    monkeypatch.delenv("CI", raising=False)
+
 SHOP_TESTS = """
 import re
 from pathlib import Path
