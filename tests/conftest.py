@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from store_backends import _capability_gate, make_store, store, store_backend  # noqa: F401  (fixtures)
 
+# A shared fixture module (tests/dashboard): its asserts rewritten like a test's on first import.
+pytest.register_assert_rewrite("chromium_pages")
+
 REPO = Path(__file__).resolve().parents[1]
 SUPPORT = Path(__file__).resolve().parent / "support"
 
