@@ -15,6 +15,7 @@ from ._diff import diff_router
 from ._guard import BodyLimit, SecurityHeaders, TokenGuard, install_error_handlers
 from ._import import import_router
 from ._jaeger import jaeger_router
+from ._jaeger_v3 import jaeger_v3_router
 from ._models import Health
 from ._runs import RunStreams, runs_router
 from ._traces import traces_router
@@ -70,6 +71,7 @@ def create_app(
     app.include_router(runs_router(store, engine, streams))
     app.include_router(import_router(store))
     app.include_router(diff_router(store, engine))
+    app.include_router(jaeger_v3_router(store))  # before the v1 router's catch-all under /jaeger/api
     app.include_router(jaeger_router(store))
     app.include_router(dashboard_router(token))
     # Outermost last: headers on every answer, then the token, then the body limit.

@@ -2,7 +2,7 @@
 and Grafana's Jaeger data source call, over any store through the `SpanStore` protocol.
 
 Routes as Jaeger's query service registers them under `/api` (`cmd/query/app/http_handler.go`):
-services, operations (both forms), trace search, trace by id, dependencies. Answers and
+services, operations (both forms), trace search, trace by id, dependencies (v3: `_jaeger_v3`). Answers and
 errors are Jaeger's envelope, `{"data", "total", "limit", "offset", "errors"}`; bad input is a
 400 whose message names the parameter. Dependencies are the flow engine's hops
 (DESIGN §4), counted over the most recent traces of the window.
@@ -71,7 +71,8 @@ ARRIVAL_SLACK_NS = 60 * 10**9
 
 _PREFIX = "/jaeger/api"
 _ROUTES = ("services", "services/{service}/operations", "operations?service=", "traces?service=",
-           "traces/{traceID}", "dependencies")
+           "traces/{traceID}", "dependencies", "v3/services", "v3/operations?service=",
+           "v3/trace-summaries", "v3/traces", "v3/traces/{trace_id}")
 
 
 class _NotFound(Exception):
@@ -333,11 +334,8 @@ def jaeger_router(store: SpanStore) -> APIRouter:
 
     @router.get(f"{_PREFIX}/{{rest:jaeger_text}}", include_in_schema=False)
     def unknown(request: Request, rest: str) -> Response:
-        hint = (
-            "tracebaton serves Jaeger's JSON query API, not its OTLP-based /api/v3"
-            if rest.startswith("v3") else "tracebaton serves Jaeger's query API"
-        )
         routes = ", ".join(f"{_PREFIX}/{route}" for route in _ROUTES)
-        return jaeger_problem(404, f"no Jaeger route {_PREFIX}/{rest[:80]}; {hint}: {routes}")
+        return jaeger_problem(404, f"no Jaeger route {_PREFIX}/{rest[:80]}; tracebaton serves Jaeger's "
+                                   f"query API (v1 and v3): {routes}")
 
     return router

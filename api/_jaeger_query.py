@@ -148,8 +148,8 @@ def parse_millis(name: str, text: str | None) -> int | None:
     return _integer(name, text, MILLIS_PATTERN, "a whole number of milliseconds, e.g. 1700000000000")
 
 
-def parse_limit(text: str | None) -> int:
-    limit = _integer("limit", text, LIMIT_PATTERN, f"a whole number from 1 to {MAX_SEARCH_LIMIT}")
+def parse_limit(text: str | None, *, name: str = "limit") -> int:
+    limit = _integer(name, text, LIMIT_PATTERN, f"a whole number from 1 to {MAX_SEARCH_LIMIT}")
     return DEFAULT_SEARCH_LIMIT if limit is None else limit
 
 
@@ -175,9 +175,9 @@ def parse_span_kind(text: str | None) -> SpanKind | None:
     return SpanKind[value.upper()] if value else None
 
 
-def parse_tags(simple: Sequence[str], json_maps: Sequence[str]) -> dict[str, str]:
+def parse_tags(simple: Sequence[str], json_maps: Sequence[str], *, json_name: str = "tags") -> dict[str, str]:
     """`tag=key:value` (repeatable) and `tags={"key":"value"}` (a JSON object of strings), as
-    Jaeger merges them."""
+    Jaeger merges them; `json_name` is what the API calls the JSON one (v3: query.attributes)."""
     if len(simple) > MAX_LISTED:
         raise JaegerBadRequest(f"query parameter tag is given {len(simple)} times; send at most {MAX_LISTED}")
     tags: dict[str, str] = {}
@@ -193,20 +193,20 @@ def parse_tags(simple: Sequence[str], json_maps: Sequence[str]) -> dict[str, str
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError as error:
             raise JaegerBadRequest(
-                f"query parameter tags is not JSON ({error}); send a JSON object of strings, "
-                'e.g. tags={"http.status_code":"500"}'
+                f"query parameter {json_name} is not JSON ({error}); send a JSON object of strings, "
+                f'e.g. {json_name}={{"http.status_code":"500"}}'
             ) from None
         if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
             raise JaegerBadRequest(
-                f"query parameter tags: {_shown(text)} is not a JSON object of strings; quote every "
-                'value, e.g. tags={"http.status_code":"500","error":"true"}'
+                f"query parameter {json_name}: {_shown(text)} is not a JSON object of strings; quote "
+                f'every value, e.g. {json_name}={{"http.status_code":"500","error":"true"}}'
             )
         tags.update(parsed)
     for key, value in tags.items():
         try:
             (key + value).encode()
         except UnicodeEncodeError:
-            raise JaegerBadRequest(f"query parameter tags: {_shown(key)} is not UTF-8 text") from None
+            raise JaegerBadRequest(f"query parameter {json_name}: {_shown(key)} is not UTF-8 text") from None
     return tags
 
 

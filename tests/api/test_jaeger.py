@@ -572,9 +572,9 @@ def test_after_bad_input_the_server_keeps_serving_and_unknown_routes_say_what_ex
     assert jaeger(server, "services")["errors"] is None
     missing = problem(httpx.get(f"{server.api}/jaeger/api/traces/4bf92f3577b34da6a3ce929d0e0e4736"), 404)
     assert missing.startswith("trace not found: no span of trace 4bf92f3577b34da6a3ce929d0e0e4736 is stored")
-    v3 = problem(httpx.get(f"{server.api}/jaeger/api/v3/services"), 404)
-    assert "not its OTLP-based /api/v3" in v3
-    assert "/jaeger/api/services" in v3
+    unknown = problem(httpx.get(f"{server.api}/jaeger/api/archive/4bf92f3577b34da6a3ce929d0e0e4736"), 404)
+    assert "no Jaeger route /jaeger/api/archive/4bf92f3577b34da6a3ce929d0e0e4736" in unknown
+    assert "/jaeger/api/services" in unknown
     assert httpx.get(f"{server.api}/healthz").status_code == 200
 
 
