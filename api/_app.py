@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.responses import Response
 
@@ -15,6 +17,7 @@ from ._diff import diff_router
 from ._guard import BodyLimit, SecurityHeaders, TokenGuard, install_error_handlers
 from ._import import import_router
 from ._jaeger import jaeger_router
+from ._jaeger_ui import JaegerUi, jaeger_ui_router
 from ._jaeger_v3 import jaeger_v3_router
 from ._models import Health
 from ._runs import RunStreams, runs_router
@@ -39,13 +42,18 @@ def create_app(
     otlp_grpc: str | None = None,
     token: str | None = None,
     max_import_bytes: int = DEFAULT_IMPORT_BYTES,
+    jaeger_ui: Path | None = None,
 ) -> FastAPI:
     """`otlp_http_url` and `otlp_grpc` are announced on /healthz, so a remote client can
     point services under test at this server knowing only its API URL.
 
     `app.state.close_streams()` ends the open live streams; call it before stopping the
     server, so they do not hold up its graceful shutdown.
+
+    `jaeger_ui`: a built Jaeger UI bundle to serve under /jaeger/ (ConfigurationError when the
+    directory is not one).
     """
+    bundle = JaegerUi.load(jaeger_ui) if jaeger_ui is not None else None
     engine = FlowEngine(store)
     streams = RunStreams()
     app = FastAPI(
@@ -73,6 +81,7 @@ def create_app(
     app.include_router(diff_router(store, engine))
     app.include_router(jaeger_v3_router(store))  # before the v1 router's catch-all under /jaeger/api
     app.include_router(jaeger_router(store))
+    app.include_router(jaeger_ui_router(bundle))  # after the API routes under /jaeger/api
     app.include_router(dashboard_router(token))
     # Outermost last: headers on every answer, then the token, then the body limit.
     app.add_middleware(BodyLimit, default_limit=MAX_JSON_BODY_BYTES, limits={"/api/import": max_import_bytes})

@@ -279,7 +279,8 @@ def check_login(token: str | None, offered: str) -> bool:
 
 class SecurityHeaders:
     """nosniff everywhere; the content security policy on everything but the API docs page
-    (which loads its scripts from a CDN)."""
+    (which loads its scripts from a CDN) and the routes that set a policy of their own (Jaeger
+    UI's pages, whose bundle needs inline styles)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -295,7 +296,8 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"referrer-policy", b"no-referrer"))
-                if not docs:
+                own = any(name.lower() == b"content-security-policy" for name, _ in headers)
+                if not docs and not own:
                     headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                 message["headers"] = headers
             await send(message)

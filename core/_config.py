@@ -44,12 +44,14 @@ ENV_CLICKHOUSE_PASSWORD = "TRACEBATON_CLICKHOUSE_PASSWORD"
 password is refused)."""
 ENV_LOG_LEVEL = "TRACEBATON_LOG_LEVEL"
 """How much `serve` logs to stderr: debug, info, warning (the default) or error."""
+ENV_JAEGER_UI_DIR = "TRACEBATON_JAEGER_UI_DIR"
+"""A built Jaeger UI bundle for `serve` to serve under /jaeger/ (`--jaeger-ui DIR`)."""
 
 ALL_VARIABLES = (
     ENV_URL, ENV_TOKEN, ENV_INGEST_TOKEN, ENV_STORE, ENV_DB, ENV_HOST, ENV_GRPC_PORT,
     ENV_HTTP_PORT, ENV_API_PORT, ENV_RETENTION_MAX_SPANS, ENV_RETENTION_MAX_AGE,
     ENV_MAX_BODY_BYTES, ENV_MAX_PENDING_SPANS, ENV_DECODE_WORKERS, ENV_LOG_LEVEL,
-    ENV_CLICKHOUSE_PASSWORD,
+    ENV_CLICKHOUSE_PASSWORD, ENV_JAEGER_UI_DIR,
 )
 
 DEFAULT_HOST = "127.0.0.1"
@@ -90,6 +92,8 @@ class ServerSettings:
     """ClickHouse store: create the Collector exporter's tables where they are missing."""
     clickhouse_password: str | None = dataclasses.field(default=None, repr=False)
     """From TRACEBATON_CLICKHOUSE_PASSWORD only."""
+    jaeger_ui_dir: str | None = None
+    """A built Jaeger UI bundle to serve under /jaeger/."""
 
 
 def server_url(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -129,6 +133,20 @@ def parse_log_level(name: str, text: str) -> str:
     return level
 
 
+def parse_jaeger_ui_dir(name: str, text: str) -> str:
+    """A directory holding a built Jaeger UI (its index.html); what is in that file is checked
+    when the server prepares it."""
+    if not os.path.isdir(text):
+        raise ConfigurationError(
+            f"{name}: {text!r} is not a directory; give the directory a Jaeger UI build wrote "
+            "(jaeger-ui's packages/jaeger-ui/build)")
+    if not os.path.isfile(os.path.join(text, "index.html")):
+        raise ConfigurationError(
+            f"{name}: {text!r} holds no index.html, so it is not a built Jaeger UI; build jaeger-ui "
+            "and give its packages/jaeger-ui/build")
+    return text
+
+
 def _db_store(name: str, text: str) -> str:
     if not text:
         raise ConfigurationError(f"{name}: the DuckDB file name is empty; give a path or :memory:")
@@ -162,6 +180,7 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
                           lambda t: parse_positive_int(ENV_MAX_PENDING_SPANS, t)),
     "log_level": (ENV_LOG_LEVEL, lambda t: parse_log_level(ENV_LOG_LEVEL, t)),
     "clickhouse_password": (ENV_CLICKHOUSE_PASSWORD, str),
+    "jaeger_ui_dir": (ENV_JAEGER_UI_DIR, lambda t: parse_jaeger_ui_dir(ENV_JAEGER_UI_DIR, t)),
 }
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import socket
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._config import ServerSettings
@@ -127,7 +128,8 @@ class TracebatonServer:
                 otlp_http_app(store, max_body_bytes=s.max_body_bytes, ingest_token=s.ingest_token),
                 create_app(store, otlp_grpc=f"{s.host}:{grpc_port}",
                            otlp_http_url=ServerAddresses(s.host, grpc_port, sockets[0].getsockname()[1], 0)
-                           .otlp_http_url, token=s.token, max_import_bytes=s.max_body_bytes),
+                           .otlp_http_url, token=s.token, max_import_bytes=s.max_body_bytes,
+                           jaeger_ui=Path(s.jaeger_ui_dir) if s.jaeger_ui_dir else None),
             ]
             self._api_app = apps[1]
             for app in apps:
