@@ -6,9 +6,9 @@ land on those routes, as with Jaeger's query service run with `--query.base-path
 Its index.html is prepared once, as that service prepares it (`static_handler.go`): the config,
 backend capabilities and version written over the `JAEGER_* = DEFAULT_*;` lines, and the
 `<base href>` fixed (newer bundles compute it in an inline script, which is replaced by the
-tag it would write). Its pages get a policy of their own: its inline scripts by their hashes
-and the inline styles its component library writes; the dashboard's strict policy stays on
-every other page.
+tag it would write). Its pages get a policy of their own: its inline scripts by their hashes,
+WebAssembly, and the inline styles its component library writes; the dashboard's strict
+policy stays on every other page.
 """
 
 from __future__ import annotations
@@ -92,9 +92,12 @@ class JaegerUi:
             "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
             for body in _INLINE_SCRIPT.findall(html)
         )
+        # 'wasm-unsafe-eval': its graph layouts run Graphviz compiled to WebAssembly; it lets a
+        # page compile WebAssembly, not evaluate script text
         policy = (
-            f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+            f"default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {hashes}; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+            "connect-src 'self'; worker-src 'self' blob:; "
             "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
         )
         return cls(static=(directory / "static").resolve(), index=html.encode(), policy=policy)
