@@ -1,6 +1,6 @@
 """Jaeger's OTLP-based query API under /jaeger/api/v3 (DESIGN §7): what Jaeger UI asks for its
-Search page (services, operations, trace summaries), and trace search and trace by id as OTLP
-JSON (what Grafana's Jaeger data source asks with its `jaegerEnableGrpcEndpoint` toggle).
+Search page (services, operations, trace summaries), and the rest of that API, trace search and
+trace by id as OTLP JSON.
 
 Routes as Jaeger's query service registers them (`apiv3/http_gateway.go`); answers in proto3
 JSON, traces as OTLP JSON under `result` (the collector's encoder), errors as
