@@ -22,6 +22,7 @@ from starlette.responses import Response
 from tracebaton import StoreClosedError, StoreError, StoreSaturatedError, TracebatonError
 
 from ._jaeger_json import error_body
+from ._jaeger_v3_shapes import error_body as v3_error_body
 
 log = logging.getLogger("tracebaton.api")
 
@@ -32,6 +33,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 TOKEN_COOKIE = "tracebaton_token"
+JAEGER_SIGN_IN = (
+    "this server requires a token: open /login?token=<token> once in this browser (the dashboard's "
+    "cookie then signs in Jaeger UI), or send `Authorization: Bearer <token>` (in Grafana: a custom HTTP "
+    "header on the data source); the token is the value of --token / TRACEBATON_TOKEN"
+)
 
 # The dashboard runs only its own scripts and styles: span data that slipped into markup
 # could still not execute. (The pages also never put data into HTML; see dashboards/.)
@@ -233,14 +239,15 @@ class TokenGuard:
         if path in ("/healthz", "/login") or path.startswith("/static/") or self._authorized(scope):
             await self.app(scope, receive, send)
             return
-        if path.startswith("/jaeger/api/"):
+        if path.startswith("/jaeger/api/v3/"):
+            response = Response(v3_error_body(401, JAEGER_SIGN_IN), 401,
+                                {"WWW-Authenticate": 'Bearer realm="tracebaton"'},
+                                media_type="application/json")
+        elif path.startswith("/jaeger/api/"):
             # Jaeger's envelope, which Jaeger UI and Grafana show; a browser cannot send a
             # bearer token, so it signs in once through the dashboard's login.
             response = Response(
-                error_body(401, "this server requires a token: open /login?token=<token> once in this "
-                           "browser (the dashboard's cookie then signs in Jaeger UI), or send "
-                           "`Authorization: Bearer <token>` (in Grafana: a custom HTTP header on the "
-                           "data source); the token is the value of --token / TRACEBATON_TOKEN"),
+                error_body(401, JAEGER_SIGN_IN),
                 401, {"WWW-Authenticate": 'Bearer realm="tracebaton"'}, media_type="application/json",
             )
         elif path.startswith("/api/"):

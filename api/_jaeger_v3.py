@@ -37,6 +37,7 @@ from ._jaeger_query import (
     parse_span_kind,
     parse_trace_id,
 )
+from ._jaeger_v3_models import V3Error, V3Operations, V3Services, V3Traces, V3TraceSummaries
 from ._jaeger_v3_shapes import (
     ATTRIBUTES,
     DURATION_MAX,
@@ -88,7 +89,8 @@ def _parameter(name: str, schema: dict[str, Any], description: str, *, where: st
     return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
 
 
-_TIME = {"type": "string", "format": "date-time"}
+# empty reads as absent, as Jaeger reads every v3 parameter
+_TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0}]}
 _SEARCH_PARAMETERS = [
     _parameter(SERVICE[0], {"type": "string"}, "a span of the trace is in this service"),
     _parameter(OPERATION[0], {"type": "string"}, "that span has this name"),
@@ -105,36 +107,29 @@ _SEARCH_PARAMETERS = [
     _parameter(SEARCH_DEPTH[0], {"type": "string", "pattern": LIMIT_PATTERN},
                "at most this many traces, most recent first (1 to 1500, default 100)"),
 ]
-_ERROR = {"description": "`{\"error\": {\"httpCode\", \"message\"}}`, the message naming the parameter",
-          "content": {"application/json": {"schema": {"type": "object", "required": ["error"]}}}}
-_OTLP = {"description": "`{\"result\": TracesData}` in OTLP JSON",
-         "content": {"application/json": {"schema": {"type": "object", "required": ["result"]}}}}
-
-
-def _responses(ok: dict[str, Any], *, not_found: bool = False) -> dict[int | str, dict[str, Any]]:
-    responses: dict[int | str, dict[str, Any]] = {200: ok, 400: _ERROR, 401: {
-        "description": "the server has a token and the request carried neither it nor the dashboard's "
-                       "cookie"}}
+def _responses(ok: type, *, not_found: bool = False) -> dict[int | str, dict[str, Any]]:
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"model": ok, "description": "proto3 JSON"},
+        400: {"model": V3Error,
+              "description": "a parameter Jaeger's API does not take: the message names it"},
+        401: {"model": V3Error, "description": "the server has a token and the request carried neither it "
+                                               "nor the dashboard's cookie"},
+    }
     if not_found:
-        responses[404] = {**_ERROR,
+        responses[404] = {"model": V3Error,
                           "description": "no span of that trace (or no trace of the search) is stored"}
     return responses
-
-
-def _ok(required: str) -> dict[str, Any]:
-    return {"description": "proto3 JSON", "content": {"application/json": {
-        "schema": {"type": "object", "required": [required]}}}}
 
 
 def jaeger_v3_router(store: SpanStore) -> APIRouter:
     router = APIRouter(tags=["jaeger"])
 
-    @router.get(f"{_PREFIX}/services", responses=_responses(_ok("services")))
+    @router.get(f"{_PREFIX}/services", responses=_responses(V3Services))
     def services() -> Response:
         """`{"services": [...]}`: every service with a stored span, sorted."""
         return _answer(lambda: orjson.dumps({"services": store.services()}))
 
-    @router.get(f"{_PREFIX}/operations", responses=_responses(_ok("operations")),
+    @router.get(f"{_PREFIX}/operations", responses=_responses(V3Operations),
                 openapi_extra={"parameters": [
                     _parameter("service", {"type": "string", "minLength": 1}, "the service", required=True),
                     _parameter(SPAN_KIND[0], {"type": "string", "enum": list(SPAN_KINDS)},
@@ -163,7 +158,7 @@ def jaeger_v3_router(store: SpanStore) -> APIRouter:
             return orjson.dumps({"operations": listed})
         return _answer(compute)
 
-    @router.get(f"{_PREFIX}/trace-summaries", responses=_responses(_ok("summaries")),
+    @router.get(f"{_PREFIX}/trace-summaries", responses=_responses(V3TraceSummaries),
                 openapi_extra={"parameters": _SEARCH_PARAMETERS})
     def trace_summaries(request: Request) -> Response:
         """`{"summaries": [...]}`: the search's traces, most recent first, each as Jaeger's
@@ -175,7 +170,7 @@ def jaeger_v3_router(store: SpanStore) -> APIRouter:
             return orjson.dumps({"summaries": [trace_summary(trace_id, spans) for trace_id, spans in found]})
         return _answer(compute)
 
-    @router.get(f"{_PREFIX}/traces", responses=_responses(_OTLP, not_found=True),
+    @router.get(f"{_PREFIX}/traces", responses=_responses(V3Traces, not_found=True),
                 openapi_extra={"parameters": _SEARCH_PARAMETERS})
     def traces(request: Request) -> Response:
         """The search's traces, together as one OTLP JSON `result`; 404 when none matches, as in Jaeger."""
@@ -188,7 +183,7 @@ def jaeger_v3_router(store: SpanStore) -> APIRouter:
             return _result([span for _, spans in found for span in spans])
         return _answer(compute)
 
-    @router.get(f"{_PREFIX}/traces/{{trace_id:jaeger_text}}", responses=_responses(_OTLP, not_found=True),
+    @router.get(f"{_PREFIX}/traces/{{trace_id:jaeger_text}}", responses=_responses(V3Traces, not_found=True),
                 openapi_extra={"parameters": [
                     _parameter("trace_id", {"type": "string", "pattern": TRACE_ID_PATTERN},
                                "1 to 32 hex digits (left-padded with zeros), or the id's bytes in base64",

@@ -135,7 +135,8 @@ def trace_summary(trace_id: str, spans: Sequence[StoredSpan]) -> dict[str, Any]:
         "spanCount": len(spans),
         "errorSpanCount": errors,
         "orphanSpanCount": orphans,
-        "services": [_proto3({"name": name, "spanCount": n, "errorSpanCount": e})
+        # a name is written even when empty: Jaeger UI's schema requires it
+        "services": [{"name": name, **_proto3({"spanCount": n, "errorSpanCount": e})}
                      for name, (n, e) in sorted(services.items())],
     })
 

@@ -248,7 +248,10 @@ def test_with_a_token_v3_takes_the_bearer_token_or_the_dashboards_cookie(tmp_pat
     running = start_server(tmp_path / "guarded.duckdb", "--token", "s3cret")
     try:
         url = f"{running.api}{V3}/services"
-        assert httpx.get(url).status_code == 401
+        refused = httpx.get(url)
+        message = v3_error(refused, 401)
+        assert message.startswith("this server requires a token: open /login?token=<token> once")
+        assert refused.headers["www-authenticate"].startswith("Bearer")
         assert httpx.get(url, headers={"authorization": "Bearer s3cret"}).json() == {"services": []}
         login = httpx.get(f"{running.api}/login", params={"token": "s3cret"})
         with httpx.Client(base_url=running.api, cookies=login.cookies) as browser:  # Jaeger UI's way
@@ -262,6 +265,12 @@ def test_openapi_documents_the_v3_routes(server: RunningServer) -> None:
     for path in ("services", "operations", "trace-summaries", "traces", "traces/{trace_id}"):
         assert set(paths[f"{V3}/{path}"]) == {"get"}, path
         assert "400" in paths[f"{V3}/{path}"]["get"]["responses"], path
+    schemas = httpx.get(f"{server.api}/openapi.json").json()["components"]["schemas"]
+    summary = schemas["V3TraceSummary"]
+    assert summary["required"] == ["traceId"], "proto3 leaves out the rest at its default"
+    assert schemas["V3ServiceSummary"]["required"] == ["name"], "Jaeger UI's schema requires a name"
+    error = paths[f"{V3}/traces/{{trace_id}}"]["get"]["responses"]["404"]["content"]["application/json"]
+    assert error["schema"] == {"$ref": "#/components/schemas/V3Error"}
     search = {p["name"] for p in paths[f"{V3}/trace-summaries"]["get"]["parameters"]}
     assert {"query.serviceName", "query.operationName", "query.attributes", "query.startTimeMin",
             "query.startTimeMax", "query.durationMin", "query.durationMax", "query.searchDepth"} == search
