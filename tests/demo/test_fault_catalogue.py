@@ -1,7 +1,9 @@
 """The fault catalogue as users read it: a test file of their own, run by pytest with the
 tracebaton plugin against the demo shop; each fault's failure message is pinned (ids,
 durations and the wait reason normalized), and the healthy checkout passes 200 times in a
-row, embedded and against a remote `tracebaton serve`."""
+row, embedded and against a remote `tracebaton serve`.
+
+The 200-run versions are marked `slow` (`make test-slow`); `make test` runs 20 of each."""
 
 from __future__ import annotations
 
@@ -131,11 +133,25 @@ def check_catalogue(outcome: pytest.RunResult, healthy_runs: int) -> None:
         assert divergence in GOLDEN[fault], f"{fault}: {divergence!r}"
 
 
+SHORT_HEALTHY_RUNS = 20
+
+
+def test_every_fault_fails_naming_its_hop_and_healthy_checkouts_pass(pytester: pytest.Pytester) -> None:
+    check_catalogue(run_shop_tests(pytester, SHORT_HEALTHY_RUNS), SHORT_HEALTHY_RUNS)
+
+
+def test_the_same_against_a_remote_server(pytester: pytest.Pytester, server: RunningServer) -> None:
+    outcome = run_shop_tests(pytester, SHORT_HEALTHY_RUNS, f"--tracebaton-url={server.api}")
+    check_catalogue(outcome, SHORT_HEALTHY_RUNS)
+
+
+@pytest.mark.slow
 def test_every_fault_fails_naming_its_hop_and_200_healthy_checkouts_pass(pytester: pytest.Pytester) -> None:
     check_catalogue(run_shop_tests(pytester, 200), 200)
 
 
-def test_the_same_against_a_remote_server(pytester: pytest.Pytester, server: RunningServer) -> None:
+@pytest.mark.slow
+def test_200_healthy_checkouts_remotely(pytester: pytest.Pytester, server: RunningServer) -> None:
     check_catalogue(run_shop_tests(pytester, 200, f"--tracebaton-url={server.api}"), 200)
 
 
