@@ -18,6 +18,7 @@ from tracebaton.assertions import (
     diff_shapes,
     judge_snapshot,
     read_snapshot,
+    render_shape_diff,
     render_trace_diff,
     shape_to_json,
     stored_shape,
@@ -67,6 +68,10 @@ class DiffRowModel(BaseModel):
     mark: str = Field(description="` ` the same, `!` changed, `-` in the snapshot (A) only, `+` now (B) only")
     hop: str
     kind: str
+    caller: str
+    callee: str
+    before: bool = Field(description="the hop is in the snapshot (A): drawn on its side")
+    after: bool = Field(description="the hop is in the flow now (B): drawn on its side")
     changes: list[ChangeModel]
     note: str
 
@@ -105,6 +110,7 @@ class RunDiffResponse(BaseModel):
     trace_id: str | None
     snapshot: dict[str, Any] = Field(description="the snapshot section the flow was compared with")
     diff: ShapeDiffModel
+    text: str = Field(description="the hop diff as the failure message prints it")
 
 
 def diff_router(store: SpanStore, engine: FlowEngine) -> APIRouter:
@@ -147,6 +153,10 @@ def diff_router(store: SpanStore, engine: FlowEngine) -> APIRouter:
     ) -> Response:
         """The hop diff of two stored flows, A in the snapshot's place (its budgets are the ones a
         snapshot of it would write), as JSON rows and as the text `tracebaton diff` prints."""
+        if a.lower() == b.lower():
+            raise HTTPException(400, f"a and b are both trace {a.lower()}: a flow compared with itself "
+                                     "has no diff; give b another trace (its Trace page lists recent "
+                                     "traces of the same operation under \"Compare with…\")")
         a, b = stored_or_404(a, "a"), stored_or_404(b, "b")
         before, _ = stored_shape(store, engine, a)
         after, _ = stored_shape(store, engine, b)
@@ -170,7 +180,8 @@ def diff_router(store: SpanStore, engine: FlowEngine) -> APIRouter:
         if not isinstance(snapshot, dict) or not isinstance(diff, dict):
             raise HTTPException(404, f"run {run_id} is no comparison with a snapshot (flow.assert_snapshot() "
                                      "records those); GET /api/runs/{run_id} has its verdict")
+        shape_diff = ShapeDiff.from_json(diff)
         return json_response({"run_id": run_id, "trace_id": record.summary.trace_id, "snapshot": snapshot,
-                              "diff": ShapeDiff.from_json(diff).to_json()})
+                              "diff": shape_diff.to_json(), "text": "\n".join(render_shape_diff(shape_diff))})
 
     return router

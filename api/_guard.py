@@ -76,6 +76,9 @@ _PATTERN_HINTS = {
     "trace_id": "is not 32 hex digits; copy it from a traceparent header (its second field) or a test "
     "failure message",
     "run_id": "is not a run id (`r` and 20 hex digits, as POST /api/check and GET /api/runs return it)",
+    # the two traces of GET /api/diff
+    "a": "is not 32 hex digits; copy a trace id from a traceparent header or the dashboard's Traces page",
+    "b": "is not 32 hex digits; copy a trace id from a traceparent header or the dashboard's Traces page",
     "key": "is neither a run id (`r` and 20 hex digits) nor a trace id (32 hex digits)",
     "since": "is not a duration; write a number and a unit (ns us ms s m h), e.g. 15m",
 }

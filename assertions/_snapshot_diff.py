@@ -63,6 +63,21 @@ class DiffRow:
     changes: tuple[Change, ...] = ()
     note: str = ""
     """Said of a hop that did not change (`optional, not seen`)."""
+    caller: str = ""
+    callee: str = ""
+    seen_now: bool = True
+    """False for an optional hop of the snapshot that did not happen: unchanged, yet absent
+    from the flow now (a side-by-side view draws it on the snapshot's side only)."""
+
+    @property
+    def before(self) -> bool:
+        """The hop is in the snapshot (A)."""
+        return self.mark != "+"
+
+    @property
+    def after(self) -> bool:
+        """The hop is in the flow now (B)."""
+        return self.mark != "-" and self.seen_now
 
     @property
     def line(self) -> str:
@@ -72,6 +87,7 @@ class DiffRow:
 
     def to_json(self) -> dict[str, Any]:
         return {"depth": self.depth, "mark": self.mark, "hop": self.hop, "kind": self.kind.value,
+                "caller": self.caller, "callee": self.callee, "before": self.before, "after": self.after,
                 "changes": [{"property": c.prop, "text": c.text} for c in self.changes],
                 "note": self.note}
 
@@ -79,7 +95,8 @@ class DiffRow:
     def from_json(cls, data: Mapping[str, Any]) -> DiffRow:
         return cls(int(data["depth"]), str(data["mark"]), str(data["hop"]), HopKind(data["kind"]),
                    tuple(Change(str(c["property"]), str(c["text"])) for c in data.get("changes", ())),
-                   str(data.get("note", "")))
+                   str(data.get("note", "")), str(data.get("caller", "")), str(data.get("callee", "")),
+                   bool(data.get("after", True)) or data.get("mark") == "-")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -208,18 +225,23 @@ def _entry_rows(entry: _Entry, depth: int) -> list[DiffRow]:
     if new is None:
         assert old is not None
         if old.optional or old.bounds[0] == 0:
-            return [DiffRow(depth, " ", old.text, old.kind, note="optional, not seen")]
-        head = DiffRow(depth, "-", old.text, old.kind, (Change("missing", "in the snapshot, not seen now"),))
+            return [_row(depth, " ", old, note="optional, not seen", seen_now=False)]
+        head = _row(depth, "-", old, (Change("missing", "in the snapshot, not seen now"),))
         return [head, *_listed(old.calls, depth + 1, "-")]
     if old is None:
-        head = DiffRow(depth, "+", new.text, new.kind, (Change("new", "not in the snapshot"),))
+        head = _row(depth, "+", new, (Change("new", "not in the snapshot"),))
         return [head, *_listed(new.calls, depth + 1, "+")]
     below = _diff_steps(old.calls, new.calls, depth + 1)
     changes = [*_changes(old, new), *entry.order]
     if any(c.prop == "budget" for row in below for c in row.changes):
         changes = [c for c in changes if c.prop != "budget"]  # its time includes the slower hop's
     changes.sort(key=lambda c: _ORDER.index(c.prop))
-    return [DiffRow(depth, "!" if changes else " ", new.text, new.kind, tuple(changes)), *below]
+    return [_row(depth, "!" if changes else " ", new, tuple(changes)), *below]
+
+
+def _row(depth: int, mark: str, node: HopNode, changes: tuple[Change, ...] = (), *, note: str = "",
+         seen_now: bool = True) -> DiffRow:
+    return DiffRow(depth, mark, node.text, node.kind, changes, note, node.caller, node.callee, seen_now)
 
 
 _ORDER = ("missing", "new", "kind", "propagation", "callee", "order", "times", "status", "headers", "baggage",
@@ -231,7 +253,7 @@ def _listed(steps: tuple[tuple[HopNode, ...], ...], depth: int, mark: str) -> li
     rows = []
     for step in steps:
         for node in step:
-            rows.append(DiffRow(depth, mark, node.text, node.kind))
+            rows.append(_row(depth, mark, node))
             rows += _listed(node.calls, depth + 1, mark)
     return rows
 

@@ -4,6 +4,7 @@ JSON rows for the dashboard, and the errors a client can make, each answered wit
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -22,11 +23,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def traces(api: str) -> dict[str, str]:
-    made = {"healthy": scripted_checkout(inventory_fails=False),
-            "again": scripted_checkout(inventory_fails=False),
-            "failing": scripted_checkout(inventory_fails=True)}
-    for trace in made.values():
-        import_spans(api, trace)
+    made = {}
+    for name, fails in (("healthy", False), ("again", False), ("failing", True)):
+        # each sent as soon as it is made: a trace whose spans ended long before they arrived
+        # reads as export lag, and a snapshot is never recorded from a lagging flow
+        made[name] = scripted_checkout(inventory_fails=fails)
+        import_spans(api, made[name])
     return {name: trace.trace_id for name, trace in made.items()}
 
 
@@ -58,6 +60,7 @@ def test_the_api_gives_the_rows_the_text_and_both_shapes(api: str, traces: dict[
     assert answer["diff"]["first_change"] == "cart -> inventory  status: was ok, now 503"
     assert answer["diff"]["rows"][2] == {
         "depth": 1, "mark": "!", "hop": "cart -> inventory", "kind": "sync", "note": "",
+        "caller": "cart", "callee": "inventory", "before": True, "after": True,
         "changes": [{"property": "status", "text": "was ok, now 503"}]}
     assert answer["text"].splitlines()[1] == "cart -> inventory  status: was ok, now 503"
     assert answer["before"]["hops"][1] == {"frontend -> cart": {
@@ -120,3 +123,53 @@ def test_a_snapshot_check_records_the_diff_for_the_dashboard(api: str, traces: d
     assert recorded["diff"] == judged["diff"]
     assert recorded["snapshot"]["hops"][1]["frontend -> cart"]["calls"] == [
         {"cart -> inventory": {"headers": ["x-request-id"], "budget": "250ms"}}]
+
+
+def test_the_recorded_diff_comes_with_its_text_and_the_side_each_hop_is_drawn_on(
+    api: str, traces: dict[str, str]
+) -> None:
+    # the snapshot a healthy flow gives, as /api/diff reads A (a recording would refuse a
+    # scripted trace whose spans arrived late on a busy machine)
+    healthy = httpx.get(f"{api}/api/diff", params={"a": traces["healthy"], "b": traces["again"]}).json()
+    written = json.dumps({"name": "checkout", "snapshot": healthy["before"]})
+    judged = httpx.post(f"{api}/api/snapshots/check", timeout=60, json={
+        "trace_id": traces["failing"], "name": "checkout", "snapshot": written, "origin": "c.flow.yaml",
+    }).json()
+    recorded = httpx.get(f"{api}/api/runs/{judged['run_id']}/snapshot-diff").json()
+    assert recorded["text"].splitlines() == [
+        "hops (- snapshot, + now, ! changed):",
+        "  frontend -> auth",
+        "  frontend -> cart",
+        "!   cart -> inventory  status: was ok, now 503",
+    ]
+    assert [(r["caller"], r["callee"], r["before"], r["after"]) for r in recorded["diff"]["rows"]] == [
+        ("frontend", "auth", True, True), ("frontend", "cart", True, True), ("cart", "inventory", True, True)]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "says"),
+    [
+        ({"a": "same", "b": "same"}, 400, "a and b are both trace "),
+        ({"a": "nothex", "b": "healthy"}, 422,
+         "query parameter a: 'nothex' is not 32 hex digits; copy a trace id"),
+        ({"a": "healthy", "b": "0" * 31 + "g"}, 422, f"query parameter b: '{'0' * 31}g' is not 32 hex"),
+        ({"a": "healthy", "b": "unknown"}, 404, "b: no span of trace"),
+        ({"a": "healthy"}, 422, "query parameter b is required"),
+    ],
+)
+def test_bad_pairs_are_4xx_naming_the_parameter(api: str, traces: dict[str, str], params: dict[str, str],
+                                                status: int, says: str) -> None:
+    unknown = new_id(16)
+    given = {k: {"same": traces["healthy"], "healthy": traces["healthy"], "unknown": unknown}.get(v, v)
+             for k, v in params.items()}
+    answer = httpx.get(f"{api}/api/diff", params=given)
+    assert answer.status_code == status, answer.text
+    assert says in answer.json()["detail"], answer.json()
+    healthy = httpx.get(f"{api}/api/diff", params={"a": traces["healthy"], "b": traces["again"]})
+    assert healthy.status_code == 200, "the server keeps serving"
+
+
+def test_the_cli_refuses_to_diff_a_trace_with_itself(api: str, traces: dict[str, str]) -> None:
+    done = tracebaton("diff", traces["healthy"], traces["healthy"].upper(), "--server", api)
+    assert done.returncode == 2
+    assert "a and b are both trace" in done.stderr, done.stderr

@@ -174,10 +174,24 @@ def test_the_diff_travels_as_json_and_back(golden: FlowShape) -> None:
     assert data["first_change"] == diff.first_change
     assert next(row for row in data["rows"] if row["mark"] == "!") == {
         "depth": 2, "mark": "!", "hop": "cart -> inventory", "kind": "sync", "note": "",
+        "caller": "cart", "callee": "inventory", "before": True, "after": True,
         "changes": [{"property": "times", "text": "was 1, now 2"},
                     {"property": "status", "text": "was ok, now 503 and ok"}],
     }
     assert ShapeDiff.from_json(data) == diff
+
+
+def test_each_row_says_which_side_of_a_side_by_side_view_it_is_drawn_on() -> None:
+    before = snapshot_of("    - a -> b: {optional: true}\n    - a -> c\n    - a -> d\n")
+    diff = diff_shapes(before, now(HopNode("a", "d", HopKind.SYNC), HopNode("a", "e", HopKind.SYNC)))
+    sides = [(row.mark, row.caller, row.callee, row.before, row.after) for row in diff.rows]
+    assert sides == [
+        (" ", "a", "b", True, False),  # optional and not seen: the snapshot's side only
+        ("-", "a", "c", True, False),
+        (" ", "a", "d", True, True),
+        ("+", "a", "e", False, True),
+    ]
+    assert ShapeDiff.from_json(diff.to_json()) == diff
 
 
 def test_long_unchanged_runs_shrink_unless_asked_for_everything(golden: FlowShape) -> None:
