@@ -74,6 +74,7 @@ class DiffRowModel(BaseModel):
     after: bool = Field(description="the hop is in the flow now (B): drawn on its side")
     changes: list[ChangeModel]
     note: str
+    said: str = Field(description="what the hop's line says after the hop: its changes, else its note")
 
 
 class ShapeDiffModel(BaseModel):

@@ -80,16 +80,20 @@ class DiffRow:
         return self.mark != "-" and self.seen_now
 
     @property
+    def said(self) -> str:
+        """What the hop's line says after the hop: its changes, else its note."""
+        return "; ".join(str(c) for c in self.changes) or self.note
+
+    @property
     def line(self) -> str:
         """The hop and what changed, as the failure's second line names it."""
-        said = "; ".join(str(c) for c in self.changes) or self.note
-        return f"{self.hop}  {said}" if said else self.hop
+        return f"{self.hop}  {self.said}" if self.said else self.hop
 
     def to_json(self) -> dict[str, Any]:
         return {"depth": self.depth, "mark": self.mark, "hop": self.hop, "kind": self.kind.value,
                 "caller": self.caller, "callee": self.callee, "before": self.before, "after": self.after,
                 "changes": [{"property": c.prop, "text": c.text} for c in self.changes],
-                "note": self.note}
+                "note": self.note, "said": self.said}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DiffRow:
@@ -345,7 +349,7 @@ def render_shape_diff(diff: ShapeDiff, *, before: str = "snapshot", after: str =
             lines.append(row)
             continue
         text = "  " * row.depth + row.hop
-        said = "; ".join(str(c) for c in row.changes) or row.note
+        said = row.said
         lines.append(f"{row.mark} {text}  {said}" if said else f"{row.mark} {text}")
     return lines
 

@@ -61,7 +61,8 @@ def test_the_api_gives_the_rows_the_text_and_both_shapes(api: str, traces: dict[
     assert answer["diff"]["rows"][2] == {
         "depth": 1, "mark": "!", "hop": "cart -> inventory", "kind": "sync", "note": "",
         "caller": "cart", "callee": "inventory", "before": True, "after": True,
-        "changes": [{"property": "status", "text": "was ok, now 503"}]}
+        "changes": [{"property": "status", "text": "was ok, now 503"}],
+        "said": "status: was ok, now 503"}
     assert answer["text"].splitlines()[1] == "cart -> inventory  status: was ok, now 503"
     assert answer["before"]["hops"][1] == {"frontend -> cart": {
         "headers": ["x-request-id"], "budget": "250ms",

@@ -177,6 +177,7 @@ def test_the_diff_travels_as_json_and_back(golden: FlowShape) -> None:
         "caller": "cart", "callee": "inventory", "before": True, "after": True,
         "changes": [{"property": "times", "text": "was 1, now 2"},
                     {"property": "status", "text": "was ok, now 503 and ok"}],
+        "said": "times: was 1, now 2; status: was ok, now 503 and ok",
     }
     assert ShapeDiff.from_json(data) == diff
 
