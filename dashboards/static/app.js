@@ -1,6 +1,7 @@
 // tracebaton dashboard: the router, and the Flows and Traces pages. Data from spans is shown
 // through textContent only (see util.js).
 
+import { renderComparePage } from "./compare.js";
 import { renderFlowPage } from "./flow.js";
 import { api, formatDuration, formatWhen, globToRegExp, h, isoTime, navigate, showError, verdictBadge } from "./util.js";
 
@@ -24,6 +25,8 @@ function route() {
     renderTracesPage(root);
   } else if (parts[0] === "traces" && parts.length === 2) {
     renderFlowPage(root, parts[1], { recorded: false });
+  } else if (parts[0] === "compare" && parts.length === 1) {
+    renderComparePage(root);
   } else {
     root.replaceChildren(h("div", { class: "error-box" }, "No such page. Try ", h("a", { href: "/flows" }, "Flows"), "."));
   }

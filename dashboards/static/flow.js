@@ -2,6 +2,7 @@
 // failure text, a sequence diagram of the hops, a waterfall with budgets and the critical path,
 // and the details of a span on click. Text from spans only ever goes through textContent.
 
+import { compareWith, snapshotComparison } from "./compare.js";
 import { api, formatDuration, formatWhen, h, isoTime, navigate, nsBetween, s, serviceColor, showError, verdictBadge } from "./util.js";
 
 const FOLDED = / http (send|receive)$/;
@@ -21,8 +22,9 @@ export async function renderFlowPage(root, key, { recorded }) {
   const select = (spanId) => selectSpan(model, spanId, details);
   model.select = select;
 
-  const parts = [header(view, recorded), failureText(view)];
+  const parts = [header(view, recorded), failureText(view), snapshotComparison(view)];
   if (!recorded) parts.push(traceActions(view));
+  parts.push(compareWith(view));
   parts.push(h("div", { class: "layout" },
     h("div", {},
       h("h2", {}, "Hops"),
