@@ -489,7 +489,8 @@ def test_the_event_stream_announces_each_recorded_run(api: str) -> None:
 
 
 def test_dashboard_pages_and_files_are_served_with_a_content_security_policy(api: str) -> None:
-    for path in ("/", "/flows", "/flows/r00000000000000000000", "/traces", f"/traces/{new_id(16)}"):
+    for path in ("/", "/flows", "/flows/r00000000000000000000", "/traces", f"/traces/{new_id(16)}",
+                 f"/compare?a={new_id(16)}&b=%3Cscript%3E"):
         page = httpx.get(api + path)
         assert page.status_code == 200, path
         assert page.headers["content-type"].startswith("text/html")
@@ -498,6 +499,7 @@ def test_dashboard_pages_and_files_are_served_with_a_content_security_policy(api
     for name, kind in (
         ("app.js", "text/javascript"),
         ("flow.js", "text/javascript"),
+        ("compare.js", "text/javascript"),
         ("style.css", "text/css"),
     ):
         served = httpx.get(f"{api}/static/{name}")
