@@ -1,4 +1,9 @@
-"""Read queries over the DuckDB store, returning the engine-neutral model."""
+"""Read queries over the DuckDB store, returning the engine-neutral model.
+
+Every read sees the file and the in-memory head of acknowledged spans the file has not
+caught up with (`_head`). The head is taken first, the file read after: a span the flush
+moves in between is then seen in both places, and reads once, as a re-sent span does.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ._addresses import served_at
 from ._anyvalue import attribute_dict, attribute_patterns, attributes_match
+from ._head import Head, HeadView
 from ._ids import ResentSpans, trace_id_bytes
 from ._model import (
     Attributes,
@@ -31,9 +38,17 @@ _SPAN_SELECT = (
     "SELECT s.trace_id, s.span_id, s.parent_span_id, s.service, s.resource_id, s.scope_id, "
     "s.body, s.arrival_ns FROM spans s"
 )
+_HEAD_SPAN_SELECT = _SPAN_SELECT.replace("FROM spans s", "FROM head_spans s")
+# The reads that aggregate over spans see the head through these names.
+_WITH_HEAD = ("WITH spans AS NOT MATERIALIZED (SELECT * FROM main.spans UNION ALL BY NAME "
+              "SELECT * FROM head_spans)")
 # Prefilter over bodies: both sides go through the same decoding, so equal bytes give
 # equal text (see _anyvalue.attribute_patterns); exact matching happens in Python.
 _BODY_CONTAINS = "contains(decode(s.body, 'replace'), decode(?::BLOB, 'replace'))"
+
+
+_EMPTY_LINKS = pa.table({name: pa.array([], pa.binary()) for name in (
+    "trace_id", "span_id", "linked_trace_id", "linked_span_id")} | {"arrival_ns": pa.array([], pa.int64())})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -65,12 +80,31 @@ def _status(value: int) -> StatusCode:
 class SpanReader:
     """Reads through one DuckDB connection (one per thread: connections are not shared)."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, head: Head) -> None:
         self._connection = connection
         self.connection = connection
         """This thread's cursor, for the store's other reads and small writes (runs)."""
+        self._head = head
+        self._registered: tuple[pa.Table | None, pa.Table | None] = (None, None)
         self._resource_bodies: dict[int, bytes] = {}
         self._scope_bodies: dict[int, bytes] = {}
+
+    def _take_head(self) -> HeadView | None:
+        """The head as this read sees it, registered as `head_spans` and `head_links` (None:
+        the head is empty, read the file alone). Call before reading the file."""
+        view = self._head.view()
+        if view.spans is None:
+            return None
+        if self._registered != (view.spans, view.links):
+            self._connection.register("head_spans", view.spans)
+            self._connection.register("head_links", view.links if view.links is not None
+                                      else _EMPTY_LINKS)
+            self._registered = (view.spans, view.links)
+        for rid, (_, body) in view.resources.items():
+            self._resource_bodies.setdefault(rid, body)
+        for sid, body in view.scopes.items():
+            self._scope_bodies.setdefault(sid, body)
+        return view
 
     def _lookup_bodies(self, table: str, key: str, ids: set[int], cache: dict[int, bytes]) -> None:
         missing = [i for i in ids if i not in cache]
@@ -126,6 +160,7 @@ class SpanReader:
     def trace(self, trace_id: str) -> list[StoredSpan]:
         key = trace_id_bytes(trace_id)
         connection = self._connection
+        head = self._take_head()
         # A trace's spans arrive together, so they sit in a narrow band of rows. Fetched one by
         # one through the index, each row decompresses its whole block of bodies again (a
         # 500-span trace: ~45 ms); read as one range of rows, each block once (~4 ms). One
@@ -145,11 +180,14 @@ class SpanReader:
                 rows = connection.execute(f"{_SPAN_SELECT} WHERE s.trace_id = ?", [key]).fetchall()
         finally:
             connection.execute("COMMIT")
+        if head is not None:
+            rows = rows + connection.execute(f"{_HEAD_SPAN_SELECT} WHERE s.trace_id = ?", [key]).fetchall()
         return self._spans(rows)
 
     def roots(self, service: str | None, address: tuple[str, int] | None,
               start_unix_nano: int, end_unix_nano: int) -> list[StoredSpan]:
-        sql = (f"{_SPAN_SELECT} WHERE s.parent_span_id IS NULL AND s.kind = {int(SpanKind.SERVER)} "
+        head = self._take_head()
+        sql = (f" WHERE s.parent_span_id IS NULL AND s.kind = {int(SpanKind.SERVER)} "
                "AND s.start_ns BETWEEN ? AND ?")
         params: list[Any] = [max(start_unix_nano, 0), max(end_unix_nano, 0)]
         if service is not None:
@@ -158,45 +196,59 @@ class SpanReader:
         if address is not None:
             sql += f" AND {_BODY_CONTAINS}"
             params.append(address[0].encode())
-        spans = self._spans(self._connection.execute(sql, params).fetchall())
+        rows = self._connection.execute(_SPAN_SELECT + sql, params).fetchall()
+        if head is not None:
+            rows += self._connection.execute(_HEAD_SPAN_SELECT + sql, params).fetchall()
+        spans = self._spans(rows)
         if address is not None:
             spans = [s for s in spans if served_at(s.attributes, *address)]
         return spans
 
     def linked(self, trace_id: str) -> list[str]:
-        rows = self._connection.execute(
-            "SELECT DISTINCT trace_id FROM span_links WHERE linked_trace_id = ? "
-            "AND trace_id <> linked_trace_id ORDER BY trace_id",
-            [trace_id_bytes(trace_id)],
-        ).fetchall()
-        return [row[0].hex() for row in rows]
+        key = trace_id_bytes(trace_id)
+        head = self._take_head()
+        condition = "WHERE linked_trace_id = ? AND trace_id <> linked_trace_id"
+        found = {row[0] for row in self._connection.execute(
+            f"SELECT DISTINCT trace_id FROM span_links {condition}", [key]).fetchall()}
+        if head is not None:
+            found.update(row[0] for row in self._connection.execute(
+                f"SELECT DISTINCT trace_id FROM head_links {condition}", [key]).fetchall())
+        return sorted(trace_id.hex() for trace_id in found)
 
     def services(self) -> list[str]:
         # Every span's service has its resource row (written in the span's commit); that
         # table is a row per service instance, not per span.
-        rows = self._connection.execute(
-            "SELECT DISTINCT service FROM resources WHERE service IS NOT NULL ORDER BY service").fetchall()
-        return [row[0] for row in rows]
+        head = self._take_head()
+        found = {row[0] for row in self._connection.execute(
+            "SELECT DISTINCT service FROM resources WHERE service IS NOT NULL").fetchall()}
+        if head is not None:
+            found.update(service for service, _ in head.resources.values() if service is not None)
+        return sorted(found)
 
     def operations(self, service: str) -> list[Operation]:
-        rows = self._connection.execute(
-            "SELECT DISTINCT name, kind FROM spans WHERE service = ? ORDER BY name, kind", [service]
-        ).fetchall()
-        return [Operation(name, _kind(kind)) for name, kind in rows]
+        head = self._take_head()
+        sql = "SELECT DISTINCT name, kind FROM {} WHERE service = ?"
+        found = set(self._connection.execute(sql.format("spans"), [service]).fetchall())
+        if head is not None:
+            found.update(self._connection.execute(sql.format("head_spans"), [service]).fetchall())
+        return [Operation(name, _kind(kind)) for name, kind in sorted(found)]
 
     def span_count(self) -> int:
+        """Rows in the file and the head (a span the flush is moving counts in both)."""
+        head = self._take_head()
         row = self._connection.execute("SELECT count(*) FROM spans").fetchone()
-        return int(row[0]) if row else 0
+        return (int(row[0]) if row else 0) + (head.spans.num_rows if head and head.spans else 0)
 
     def _attribute_matches(self, condition: str, params: list[Any], query: TraceQuery,
-                           limit: int) -> list[bytes]:
+                           limit: int, with_head: str) -> list[bytes]:
         """Trace ids whose spans carry the attributes, newest first.
 
         The body prefilter scans span bodies, the costly part of a search. Rows arrive in
         arrival order, so windows of arrival time, newest first and doubling, let DuckDB skip
         whole row groups: a search that the newest window satisfies never reads the rest.
         """
-        bounds = self._connection.execute("SELECT min(arrival_ns), max(arrival_ns) FROM spans").fetchone()
+        bounds = self._connection.execute(
+            f"{with_head} SELECT min(arrival_ns), max(arrival_ns) FROM spans").fetchone()
         if bounds is None or bounds[0] is None:
             return []
         oldest, newest = int(bounds[0]), int(bounds[1])
@@ -207,7 +259,7 @@ class SpanReader:
         while len(matched) < limit and upper > oldest:
             lower = max(oldest, upper - width)
             cursor = self._connection.execute(
-                f"SELECT s.trace_id, s.body FROM spans s WHERE {condition} "
+                f"{with_head} SELECT s.trace_id, s.body FROM spans s WHERE {condition} "
                 "AND s.arrival_ns >= ? AND s.arrival_ns < ? ORDER BY s.arrival_ns DESC",
                 [*params, lower, upper],
             )
@@ -226,6 +278,7 @@ class SpanReader:
         return matched
 
     def traces(self, query: TraceQuery) -> list[TraceSummary]:
+        with_head = _WITH_HEAD if self._take_head() is not None else ""
         where: list[str] = []
         params: list[Any] = []
         if query.since_unix_nano is not None:
@@ -247,7 +300,7 @@ class SpanReader:
         condition = " AND ".join(where) or "TRUE"
         limit = max(1, min(int(query.limit), 10_000))
         if query.attributes:
-            matched = self._attribute_matches(condition, params, query, limit)
+            matched = self._attribute_matches(condition, params, query, limit, with_head)
             if not matched:
                 return []
             id_source = "SELECT unnest(?) AS trace_id"
@@ -258,7 +311,7 @@ class SpanReader:
             id_params = [*params, limit]
         rows = self._connection.execute(
             f"""
-            WITH ids AS ({id_source})
+            {with_head + "," if with_head else "WITH"} ids AS ({id_source})
             SELECT trace_id,
                    coalesce(arg_min(service, start_ns) FILTER (WHERE parent_span_id IS NULL),
                             arg_min(service, start_ns)),

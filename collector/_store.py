@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, cast
 
 import duckdb
@@ -18,6 +19,7 @@ from ._columns import span_batch
 from ._decode import protobuf_body
 from ._decode_pool import DecodePool
 from ._ids import trace_id_bytes
+from ._ingest_log import IngestLog
 from ._maintenance import Maintenance, PinSet
 from ._model import (
     IngestResult,
@@ -75,8 +77,11 @@ class DuckDBSpanStore:
         self._decode_pool: DecodePool | None = None
         self._connection = open_database(path, memory_limit=memory_limit)
         self._board = ArrivalBoard()
-        self._writer = CommitWriter(
-            self._connection.cursor(), self._board, max_pending_spans=max_pending_spans)
+        # Beside the file: `tracebaton.duckdb.ingest/`, the acknowledged requests the file
+        # has not caught up with (an in-memory store has nothing to be durable against).
+        ingest_log = None if path == ":memory:" else IngestLog(Path(path + ".ingest"))
+        self._writer = CommitWriter(self._connection.cursor(), self._board,
+                                    max_pending_spans=max_pending_spans, ingest_log=ingest_log)
         self._pins = PinSet()
         self._maintenance = Maintenance(
             self._connection.cursor(),
@@ -113,8 +118,12 @@ class DuckDBSpanStore:
         self.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Wait until everything ingested so far is committed and readable."""
+        """Wait until everything ingested so far is acknowledged (durable and readable)."""
         return self._writer.flush(timeout_millis / 1000)
+
+    def flush_to_file(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until everything acknowledged so far is in the DuckDB file, not only the head."""
+        return self._writer.flush_to_file(timeout_millis / 1000)
 
     def shutdown(self) -> None:
         if self._closed:
@@ -148,7 +157,7 @@ class DuckDBSpanStore:
             else:
                 with _DECODE_SLOT:
                     batch = span_batch(protobuf_body(body, content_type))
-            return self._writer.submit(batch)
+            return self._writer.submit(batch, body, content_type)
 
     @property
     def pending_spans(self) -> int:
@@ -164,7 +173,7 @@ class DuckDBSpanStore:
             cursor = self._connection.cursor()
             with self._readers_lock:
                 self._readers.append(cursor)
-            reader = SpanReader(cursor)
+            reader = SpanReader(cursor, self._writer.head)
             self._local.reader = reader
         return reader
 
@@ -232,8 +241,10 @@ class DuckDBSpanStore:
     # upkeep ----------------------------------------------------------------------------
 
     def checkpoint(self) -> None:
+        self._writer.flush_to_file()
         self._maintenance.checkpoint()
 
     def prune(self) -> int:
-        """Apply retention now; returns the rows deleted."""
+        """Apply retention now (to everything acknowledged so far); returns the rows deleted."""
+        self._writer.flush_to_file()
         return self._maintenance.prune()

@@ -1,29 +1,61 @@
-"""The DuckDB store's writer: one transaction a group, behind the shared `IngestQueue`.
+"""The DuckDB store's writer: acknowledgement from the log and the head, the file behind.
 
-DuckDB releases the GIL while it writes, so decoding the next requests overlaps with
-writing these. The writer also owns the resource and scope rows: it remembers which ids it
-stored, so a new service instance's resource is a plain append with no conflict check, and
-pruning rows no span refers to any more happens on its thread, between two commits.
+A group of requests (from the shared `IngestQueue`) is acknowledged once its raw bodies
+are written to the ingest log and its spans are in the in-memory head, where every read
+sees them; no DuckDB commit is on that path. A flushing thread moves the head into the
+DuckDB file in large batches (a commit's fixed cost and its checkpoint pauses are paid per
+batch, not per request), then deletes the log segments the batch carried.
+
+The flusher also owns the resource and scope rows: it remembers which ids it stored, so a
+new service instance's resource is a plain append with no conflict check, and pruning rows
+no span refers to any more happens on its thread, between two flushes.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
+from tracebaton import OtlpDecodeError, StoreSaturatedError
+
 from ._arrivals import ArrivalBoard
-from ._columns import SpanBatch
-from ._ingest_queue import IngestQueue
+from ._columns import SpanBatch, span_batch
+from ._decode import protobuf_body
+from ._head import Head, HeldBatch
+from ._ingest_log import IngestLog, encode_record
+from ._ingest_queue import RETRY_AFTER_S, IngestQueue
 from ._model import IngestResult
 
 log = logging.getLogger("tracebaton.collector")
+
+
+@dataclass(frozen=True)
+class LoggedBatch:
+    """A decoded request with the raw body the log keeps of it."""
+
+    batch: SpanBatch
+    body: bytes
+    content_type: str
+
+    @property
+    def span_count(self) -> int:
+        return self.batch.span_count
+
+    @property
+    def trace_ids(self) -> frozenset[bytes]:
+        return self.batch.trace_ids
+
+    def ingest_result(self) -> IngestResult:
+        return self.batch.ingest_result()
 
 
 class CommitWriter:
@@ -33,10 +65,28 @@ class CommitWriter:
         board: ArrivalBoard,
         *,
         max_pending_spans: int,
+        ingest_log: IngestLog | None,
+        flush_spans: int = 65_536,
+        flush_interval_s: float = 0.25,
     ) -> None:
         self._connection = connection
-        self._queue: IngestQueue[SpanBatch] = IngestQueue(
-            self._commit, on_committed=board.publish, max_pending_spans=max_pending_spans)
+        # No linger: holding a group open pays off when a commit is costly, and logging a
+        # group costs one write.
+        self._queue: IngestQueue[LoggedBatch] = IngestQueue(
+            self._hold, on_committed=board.publish, max_pending_spans=max_pending_spans, linger_s=0.0)
+        self.head = Head()
+        self._log = ingest_log
+        # The head holds what the file has not caught up with; past this, ingest is refused
+        # (a retryable 503), so memory stays bounded while the file is slow.
+        self._max_head_spans = 2 * max_pending_spans
+        self._flush_spans = flush_spans
+        self._flush_interval_s = flush_interval_s
+        self._flush_cond = threading.Condition()
+        self._appended = 0
+        self._flushed = 0
+        self._stopping = False
+        self._flush_tasks: collections.deque[Callable[[], None]] = collections.deque()
+        self._flusher = threading.Thread(target=self._run_flushes, name="tracebaton-flush", daemon=True)
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
         # Retention's sweep of unreferenced resources and scopes (see `forget`).
@@ -46,13 +96,43 @@ class CommitWriter:
         self._noted_resources: set[int] = set()
         self._noted_scopes: set[int] = set()
         self.swept = 0
+        self.flushes = 0
+        self.longest_flush_s = 0.0
 
     def start(self) -> None:
         self._known_resources = {r for (r,) in self._connection.execute(
             "SELECT resource_id FROM resources").fetchall()}
         self._known_scopes = {s for (s,) in self._connection.execute(
             "SELECT scope_id FROM scopes").fetchall()}
+        if self._log is not None:
+            self._replay(self._log)
+        self._flusher.start()
         self._queue.start()
+
+    def _replay(self, ingest_log: IngestLog) -> None:
+        """Commit what the log holds (requests acknowledged before a crash) to the file."""
+        started = time.perf_counter()
+        group: list[HeldBatch] = []
+        spans = replayed = 0
+        for body, content_type, arrival in ingest_log.replay():
+            try:
+                held = HeldBatch.of(span_batch(protobuf_body(body, content_type)), arrival)
+            except OtlpDecodeError:  # it decoded when it was logged: a bug, not a reason to stop
+                log.exception("a logged request does not decode any more; skipped")
+                continue
+            group.append(held)
+            spans += held.spans.num_rows
+            if spans >= self._flush_spans:
+                self._commit(group)
+                replayed, group, spans = replayed + spans, [], 0
+        if group:
+            self._commit(group)
+            replayed += spans
+        ingest_log.open()
+        ingest_log.delete_before(ingest_log.rotate())
+        if replayed or ingest_log.torn_records:
+            log.info("replayed %d acknowledged spans from the ingest log in %.0f ms (%d torn records "
+                     "dropped)", replayed, (time.perf_counter() - started) * 1000, ingest_log.torn_records)
 
     @property
     def pending_spans(self) -> int:
@@ -69,16 +149,109 @@ class CommitWriter:
     def announce(self) -> contextlib.AbstractContextManager[None]:
         return self._queue.announce()
 
-    def submit(self, batch: SpanBatch) -> Future[IngestResult]:
-        """Queue a batch; the future resolves once it is committed and readable."""
-        return self._queue.submit(batch)
+    def submit(self, batch: SpanBatch, body: bytes, content_type: str) -> Future[IngestResult]:
+        """Queue a batch; the future resolves once it is logged and readable."""
+        held = self.head.span_count
+        if held and held + batch.span_count > self._max_head_spans:
+            raise StoreSaturatedError(
+                f"ingest is saturated: {held} acknowledged spans wait to be written to the file "
+                f"(limit {self._max_head_spans}); retry in {RETRY_AFTER_S:g} s",
+                retry_after_s=RETRY_AFTER_S)
+        return self._queue.submit(LoggedBatch(batch, body, content_type))
 
     def flush(self, timeout_s: float) -> bool:
         return self._queue.flush(timeout_s)
 
+    def flush_to_file(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything acknowledged so far is committed to the DuckDB file."""
+        deadline = time.monotonic() + timeout_s
+        if not self._queue.flush(timeout_s):
+            return False
+        with self._flush_cond:
+            target = self._appended
+            self._flush_cond.notify_all()
+            while self._flushed < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._flusher.is_alive():
+                    return False
+                self._flush_cond.wait(remaining)
+        return True
+
     def shutdown(self, timeout_s: float = 30.0) -> None:
-        """Commit what is queued, then stop."""
+        """Acknowledge what is queued, write the head to the file, then stop."""
         self._queue.shutdown(timeout_s)
+        with self._flush_cond:
+            self._stopping = True
+            self._flush_cond.notify_all()
+        if self._flusher.is_alive():
+            self._flusher.join(timeout_s)
+        if self._log is not None:
+            # Kept if the file did not take everything: the next start replays it.
+            self._log.close(delete=not self.head.batches())
+
+    # the acknowledgement path ------------------------------------------------------------
+
+    def _hold(self, batches: Sequence[LoggedBatch]) -> None:
+        arrival = time.time_ns()
+        held = [HeldBatch.of(b.batch, arrival) for b in batches]
+        records = b"".join(encode_record(b.body, b.content_type, arrival) for b in batches) \
+            if self._log is not None else b""
+        with self.head.lock:
+            if self._log is not None:
+                self._log.append(records)
+            self.head.append(held)
+        with self._flush_cond:
+            self._appended += len(held)
+            if self.head.span_count >= self._flush_spans:
+                self._flush_cond.notify_all()
+
+    # the file --------------------------------------------------------------------------
+
+    def _flush_due(self) -> bool:
+        return bool(self._stopping or self._flush_tasks or (self._flushed < self._appended and (
+            self.head.span_count >= self._flush_spans)))
+
+    def _run_flushes(self) -> None:
+        while True:
+            with self._flush_cond:
+                if not self._flush_due():
+                    self._flush_cond.wait(self._flush_interval_s)
+                tasks = list(self._flush_tasks)
+                self._flush_tasks.clear()
+                stopping = self._stopping
+            for task in tasks:
+                try:
+                    task()
+                except Exception:  # upkeep retries later; the flusher must not die of it
+                    log.exception("store upkeep on the flushing thread failed")
+            flushed = self._flush_once()
+            if stopping and (not flushed or not self.head.batches()):
+                return
+
+    def _flush_once(self) -> bool:
+        """Move the head's batches to the file; False if there were none or the commit failed."""
+        with self.head.lock:
+            batches = self.head.batches()
+            if not batches:
+                return False
+            keep = self._log.rotate() if self._log is not None else 0
+        started = time.perf_counter()
+        try:
+            self._commit(batches)
+        except duckdb.Error:
+            # The head keeps them readable and the log durable; the next tick retries.
+            log.exception("writing %d acknowledged spans to the file failed; retrying",
+                          sum(b.spans.num_rows for b in batches))
+            return False
+        self.longest_flush_s = max(self.longest_flush_s, time.perf_counter() - started)
+        self.flushes += 1
+        if self._log is not None:
+            self._log.delete_before(keep)
+        self.head.drop_first(len(batches))
+        with self._flush_cond:
+            self._flushed += len(batches)
+            self._flush_cond.notify_all()
+        return True
 
     def note_references(self) -> None:
         """From now on, remember the resource and scope ids that commits refer to."""
@@ -94,12 +267,14 @@ class CommitWriter:
         """Delete these resource and scope rows, found unreferenced by a query that started
         after `note_references`, unless a commit since then refers to them.
 
-        Done on the writer thread between two commits: the writer skips storing a resource
-        it believes stored, so the row and the writer's memory of it must go together.
+        Done on the flushing thread between two flushes: it skips storing a resource it
+        believes stored, so the row and its memory of it must go together.
         """
         with self._lock:
             self._sweep_pending = True
-        self._queue.run_between_commits(lambda: self._sweep(resource_ids, scope_ids))
+        with self._flush_cond:
+            self._flush_tasks.append(lambda: self._sweep(resource_ids, scope_ids))
+            self._flush_cond.notify_all()
 
     def _sweep(self, resources: set[int], scopes: set[int]) -> None:
         with self._lock:
@@ -128,7 +303,7 @@ class CommitWriter:
         self._known_scopes -= scopes
         self.swept += len(resources) + len(scopes)
 
-    def _commit(self, batches: Sequence[SpanBatch]) -> None:
+    def _commit(self, batches: Sequence[HeldBatch]) -> None:
         connection = self._connection
         # One chunk: DuckDB scans an Arrow table a record batch per task, and an INSERT
         # spread over its threads costs about a third more CPU (more, smaller row-group
@@ -139,7 +314,6 @@ class CommitWriter:
                          if rid not in self._known_resources}
         new_scopes = {sid: v for b in batches for sid, v in b.scopes.items()
                       if sid not in self._known_scopes}
-        arrival = time.time_ns()
         # One execute for the whole transaction: every call into DuckDB costs a return
         # trip to the GIL, which a busy receiver thread can delay.
         statements = ["BEGIN"]
@@ -147,11 +321,11 @@ class CommitWriter:
         if spans.num_rows:
             connection.register("incoming_spans", spans)
             registered.append("incoming_spans")
-            statements.append(f"INSERT INTO spans SELECT *, {arrival} FROM incoming_spans")
+            statements.append("INSERT INTO spans SELECT * FROM incoming_spans")
         if link_tables:
             connection.register("incoming_links", pa.concat_tables(link_tables))
             registered.append("incoming_links")
-            statements.append(f"INSERT INTO span_links SELECT *, {arrival} FROM incoming_links")
+            statements.append("INSERT INTO span_links SELECT * FROM incoming_links")
         # A new service instance brings a new resource; the writer remembers which ids it
         # stored, so these are plain appends with no conflict check.
         if new_resources:

@@ -34,6 +34,7 @@ def _retention(store: DuckDBSpanStore, pins: PinSet, max_spans: int) -> Maintena
 
 def _commit(store: DuckDBSpanStore, request: ExportTraceServiceRequest) -> None:
     store.ingest(request.SerializeToString(), PROTOBUF).result(30)
+    assert store.flush_to_file(), "the spans did not reach the file, where retention runs"
 
 
 def test_a_trace_pinned_while_a_delete_runs_is_spared(store: DuckDBSpanStore) -> None:
