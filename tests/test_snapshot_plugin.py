@@ -180,6 +180,28 @@ def test_an_unused_snapshot_is_reported_and_update_deletes_it(
     assert sorted(p.name for p in folder(pytester).iterdir()) == sorted(SNAPSHOTS)
 
 
+def test_under_lf_a_file_run_in_part_reports_no_snapshot_of_the_tests_it_left_out(
+    recorded: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--lf runs the failed tests only: the others' snapshots, and one no test collected owns,
+    say nothing about the file, so none of them is unused."""
+    def with_cache(*args: str) -> pytest.RunResult:  # --lf needs the cache the other runs turn off
+        return pytester.runpytest_subprocess(*args, timeout=300)
+
+    monkeypatch.setenv("SCENARIO", "retry")
+    with_cache().assert_outcomes(passed=3, failed=1)
+    monkeypatch.delenv("SCENARIO")
+    (folder(pytester) / "test_old_name.flow.yaml").write_text(
+        (folder(pytester) / "test_checkout.flow.yaml").read_text())
+    outcome = with_cache("--lf")
+    outcome.assert_outcomes(passed=1)  # pytest collects the failed test alone
+    assert "rerun previous 1 failure" in outcome.stdout.str()
+    assert "unused snapshot" not in outcome.stdout.str(), outcome.stdout.str()
+    whole = with_cache()
+    whole.assert_outcomes(passed=4)
+    whole.stdout.fnmatch_lines(["tracebaton: 1 unused snapshot *", "    *test_old_name.flow.yaml"])
+
+
 def test_a_test_that_stopped_comparing_reports_its_snapshot_but_a_failed_one_does_not(
     recorded: None, pytester: pytest.Pytester
 ) -> None:
