@@ -162,11 +162,14 @@ class RunLog:
         return [_summary(row) for row in rows]
 
     def run(self, connection: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord | None:
-        row = connection.execute(
+        # Fetched to the end: a result left open on this thread's connection would make its
+        # next read refuse to register the in-memory head.
+        rows = connection.execute(
             f"SELECT {_SUMMARY_COLUMNS}, result FROM flow_results WHERE run_id = ?", [run_id]
-        ).fetchone()
-        if row is None:
+        ).fetchall()
+        if not rows:
             return None
+        row = rows[0]
         result = orjson.loads(row[9]) if row[9] else {}
         return RunRecord(summary=_summary(row), result=result if isinstance(result, dict) else {})
 
