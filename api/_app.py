@@ -82,7 +82,7 @@ def create_app(
     app.include_router(jaeger_v3_router(store))  # before the v1 router's catch-all under /jaeger/api
     app.include_router(jaeger_router(store))
     app.include_router(jaeger_ui_router(bundle))  # after the API routes under /jaeger/api
-    app.include_router(dashboard_router(token))
+    app.include_router(dashboard_router(token, store))
     # Outermost last: headers on every answer, then the token, then the body limit.
     app.add_middleware(BodyLimit, default_limit=MAX_JSON_BODY_BYTES, limits={"/api/import": max_import_bytes})
     app.add_middleware(TokenGuard, token=token)

@@ -11,7 +11,7 @@ from fastapi import HTTPException
 from fastapi.responses import Response
 
 from tracebaton import ConfigurationError, parse_duration_ns
-from tracebaton.collector import RunSummary
+from tracebaton.collector import RunQuery, RunRecord, RunSummary, SpanStore
 
 from ._models import TRACE_ID_PATTERN, Problem
 
@@ -71,3 +71,9 @@ def run_summary_json(summary: RunSummary) -> dict[str, Any]:
         "first_divergence": summary.first_divergence,
         "waited_ms": summary.waited_ms,
     }
+
+
+def newest_run(store: SpanStore, trace_id: str) -> RunRecord | None:
+    """The newest recorded run that covered `trace_id` (a valid id), as a Flow page shows it."""
+    newest = store.runs(RunQuery(trace_id=trace_id, limit=1))
+    return store.run(newest[0].run_id) if newest else None

@@ -223,6 +223,8 @@ class FlowView(BaseModel):
         description="the recorded run shown; null for a trace judged without a spec"
     )
     result: FlowResultModel
+    divergence: str = Field(
+        description="what went wrong first, as the verdict's text says it (for a pass: what was seen)")
     spec: dict[str, Any] | None
     spans: list[Span]
     truncated: bool = Field(description="true when the flow holds more spans than one page shows")

@@ -19,7 +19,6 @@ from tracebaton.assertions import (
     span_json,
 )
 from tracebaton.collector import (
-    RunQuery,
     RunRecord,
     SpanStore,
     StatusCode,
@@ -35,6 +34,7 @@ from ._common import (
     NOT_FOUND,
     is_trace_id,
     json_response,
+    newest_run,
     run_summary_json,
     since_ns,
     trace_id_or_400,
@@ -221,9 +221,7 @@ def traces_router(store: SpanStore, engine: FlowEngine) -> APIRouter:
         else:
             trace_id = trace_id_or_400(key)
             if recorded:
-                newest = store.runs(RunQuery(trace_id=trace_id, limit=1))
-                if newest:
-                    record = store.run(newest[0].run_id)
+                record = newest_run(store, trace_id)
         if record is not None:
             stored = dict(record.result)
             spec = stored.pop("spec", None)

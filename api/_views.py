@@ -21,6 +21,7 @@ from tracebaton.assertions import (
     hop_blame,
     hop_matches,
     parse_flow_spec,
+    render_divergence,
     span_json,
 )
 from tracebaton.collector import StoredSpan
@@ -83,6 +84,7 @@ def flow_view(
     return {
         "run": run,
         "result": result,
+        "divergence": render_divergence(judged),
         "spec": spec,
         "spans": [span_json(s) for s in shown],
         "truncated": truncated,

@@ -17,7 +17,7 @@ from ._client import Client, FlowHost, Traces
 from ._engine import FlowEngine
 from ._flow import Flow, SnapshotPlace
 from ._hops import TEST_SERVICE, hop_matches
-from ._render import render_hop_table, render_verdict
+from ._render import render_divergence, render_headline, render_hop_table, render_verdict
 from ._result import (
     CHECK_IDS,
     CheckResult,
@@ -114,6 +114,8 @@ __all__ = [
     "parse_flow_spec",
     "read_snapshot",
     "read_tracetest",
+    "render_divergence",
+    "render_headline",
     "render_hop_table",
     "render_shape_diff",
     "render_trace_diff",

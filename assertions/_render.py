@@ -22,7 +22,7 @@ from ._spec import HopPattern
 from ._spec_values import parse_hop_pattern
 from ._trace import FlowTrace
 
-__all__ = ["render_hop_table", "render_verdict"]
+__all__ = ["render_divergence", "render_headline", "render_hop_table", "render_verdict"]
 
 DEFAULT_DB = ".tracebaton/last.duckdb"
 """Where the pytest plugin leaves an embedded run's store."""
@@ -42,7 +42,7 @@ def render_verdict(result: FlowResult, trace: FlowTrace | None = None, *, verbos
     """The whole verdict as text. `verbosity` >= 2 (pytest `-vv`) shows everything: passed and
     pending checks, every hop, the hop table and the whole span tree, unfolded."""
     full = verbosity >= 2
-    lines = [_headline(result), *_continued(_divergence(result), "  ")]
+    lines = [render_headline(result), *_continued(render_divergence(result), "  ")]
     for check in result.checks:
         if full or check.state is CheckState.FAIL:
             head = f"  {_STATE_WORDS[check.state]:<7} {check.check}"
@@ -77,14 +77,16 @@ def render_hop_table(result: FlowResult) -> list[str]:
     return lines
 
 
-def _headline(result: FlowResult) -> str:
+def render_headline(result: FlowResult) -> str:
+    """The verdict's first line: flow, passed or FAILED, the trace, how long it waited and why."""
     verdict = "passed" if result.passed else "FAILED"
     where = f"trace {result.trace_id}" if result.trace_id else "no trace found"
     waited = format_duration_ns(result.waited_ms * 1_000_000)
     return f"flow {result.name!r} {verdict} · {where} · waited {waited} ({result.waited_reason.value})"
 
 
-def _divergence(result: FlowResult) -> str:
+def render_divergence(result: FlowResult) -> str:
+    """What went wrong first (or, for a pass, what was seen): the verdict's second line."""
     if result.first_divergence:
         return result.first_divergence
     if result.passed:

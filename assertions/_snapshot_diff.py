@@ -26,7 +26,7 @@ from typing import Any
 
 from tracebaton import format_duration_ns
 
-from ._render import _STATE_WORDS, DEFAULT_DB, _continued, _findings, _headline, _see_it
+from ._render import _STATE_WORDS, DEFAULT_DB, _continued, _findings, _see_it, render_headline
 from ._render_tree import plural, render_span_tree
 from ._result import CheckState, FlowResult, HopKind
 from ._snapshot import FlowShape, HopNode
@@ -387,7 +387,7 @@ def render_snapshot_verdict(result: FlowResult, diff: ShapeDiff | None, trace: F
     hop, the snapshot file, the hop diff, the spec part's failed checks, the span tree near
     the culprit, findings, where to see it, and the command that accepts the flow."""
     full = verbosity >= 2
-    lines = [_headline(result), *_continued(result.first_divergence or "", "  ")]
+    lines = [render_headline(result), *_continued(result.first_divergence or "", "  ")]
     state = "differs" if diff is not None and not diff.same else "its flow spec failed"
     lines.append(f"snapshot: {snapshot} ({state})" if not result.passed else f"snapshot: {snapshot}")
     if diff is not None:

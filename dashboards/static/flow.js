@@ -8,7 +8,8 @@ import { api, formatDuration, formatWhen, h, isoTime, navigate, nsBetween, s, se
 const FOLDED = / http (send|receive)$/;
 
 export async function renderFlowPage(root, key, { recorded }) {
-  root.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  // A recorded run's verdict came with the page (the server drew it): it stays while the rest loads.
+  if (!root.querySelector(":scope > .server-verdict")) root.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   let view;
   try {
     view = await api(`/api/flows/${encodeURIComponent(key)}${recorded ? "" : "?recorded=false"}`);
@@ -19,7 +20,7 @@ export async function renderFlowPage(root, key, { recorded }) {
   const model = buildModel(view);
   const details = h("aside", { class: "panel details", id: "span-details" },
     h("p", { class: "muted" }, "Click a span or a hop to see its attributes, events, links and captured headers."));
-  const select = (spanId) => selectSpan(model, spanId, details);
+  const select = (spanId, options) => selectSpan(model, spanId, details, options);
   model.select = select;
 
   const parts = [header(view, recorded), failureText(view), snapshotComparison(view)];
@@ -36,7 +37,9 @@ export async function renderFlowPage(root, key, { recorded }) {
   document.title = `${view.run ? view.run.name : "trace"} · tracebaton`;
   const first = view.result.hops.find((hop) => model.culpritHops.has(hop) && hop.caller_span_id) ||
     view.result.hops.find((hop) => model.implicatedHops.has(hop) && hop.caller_span_id);
-  if (first) model.highlightHop(first);
+  // Selected, not scrolled to: the page opens at its top, the verdict in view.
+  if (first) model.highlightHop(first, { scroll: false });
+  fitLabels(document.getElementById("sequence"));
   // For benchmarks and tests: when the page is drawn and takes clicks.
   performance.mark("tracebaton:flow-rendered");
   document.documentElement.dataset.rendered = key;
@@ -97,13 +100,12 @@ function failureText(view) {
       h("ul", {}, failed.map((c) => h("li", {}, `${c.check}: ${c.message}`))));
   }
   if (result.passed) {
-    return h("div", { class: "passed-note", id: "failure" },
-      `${result.checks.length} checks passed; ${result.hops.filter((x) => x.status !== "missing").length} hops seen.`);
+    return h("div", { class: "passed-note", id: "failure" }, view.divergence);
   }
   const failed = result.checks.filter((c) => c.state === "fail");
   const pending = result.checks.filter((c) => c.state === "pending");
   return h("div", { class: "failure", id: "failure", role: "alert" },
-    h("div", { class: "first" }, result.first_divergence || "failed"),
+    h("div", { class: "first" }, view.divergence),
     h("ul", {},
       failed.map((c) => h("li", {}, h("b", {}, `FAIL ${c.check}`), `: ${c.message}`)),
       pending.length ? h("li", { class: "muted" },
@@ -172,13 +174,14 @@ function sequenceDiagram(view, model) {
     for (const svc of [hop.caller_service, hop.callee_service]) if (!services.includes(svc)) services.push(svc);
     if (hop.kind === "peer") peers.add(hop.callee_service);
   }
-  // Lifelines share the panel's width (about 880 px), within limits a label can still be read in.
+  // Lifelines share the panel's width (about 880 px), within limits a label can still be read in;
+  // the stylesheet scales a wider diagram down to the panel, so no service is cut off on the right.
   const colWidth = Math.max(96, Math.min(150, Math.floor(880 / services.length))), left = 10, top = 50, rowHeight = 34;
   const width = left * 2 + colWidth * services.length;
   const height = top + rowHeight * hops.length + 20;
   const x = (svc) => left + colWidth * services.indexOf(svc) + colWidth / 2;
   const svg = s("svg", { class: "sequence", id: "sequence", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": "sequence diagram of the flow's hops" });
+    "aria-label": "sequence diagram of the flow's hops", style: `max-width:${width}px` });
   svg.append(s("defs", {},
     ["", "fail", "implicated", "ghost"].map((kind) => s("marker", { id: `arrow${kind}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
       s("path", { d: "M0,0 L10,5 L0,10 z", class: `arrowhead ${kind}` })))));
@@ -228,7 +231,7 @@ function sequenceDiagram(view, model) {
     }
     const labelX = x1 === x2 ? x1 + 46 : (x1 + x2) / 2;
     group.append(s("text", { class: "label", x: labelX, y: y - 6, "text-anchor": x1 === x2 ? "start" : "middle" },
-      clip(`${hop.hop}  ${what}`, 64)));
+      clip(`${hop.hop}  ${what}`, Math.min(64, Math.floor((width - 8) / 7)))));
     group.addEventListener("click", (event) => {
       if (event.target.closest("a")) return;
       model.highlightHop(hop);
@@ -237,16 +240,27 @@ function sequenceDiagram(view, model) {
     model.hopEls.set(hop, group);
     svg.append(group);
   });
-  model.highlightHop = (hop) => {
+  model.highlightHop = (hop, options) => {
     for (const [other, el] of model.hopEls) el.classList.toggle("selected", other === hop);
     const spanId = hop.callee_span_id || hop.caller_span_id;
-    if (spanId && model.byId.has(spanId)) model.select(spanId);
+    if (spanId && model.byId.has(spanId)) model.select(spanId, options);
   };
   const legend = h("div", { class: "legend" },
     h("span", {}, "call"), h("span", { class: "l-async" }, "asynchronous"), h("span", { class: "l-fail" }, "failing hop"),
     h("span", { class: "l-implicated" }, "also named by a failed check"),
     h("span", { class: "l-ghost" }, "expected, never seen"), h("span", { class: "l-fail" }, "✂ broken: links to the callee's own trace"));
   return h("div", {}, svg, legend);
+}
+
+/** A label centred on a hop near the diagram's edge would run past it and be cut off: move it in. */
+function fitLabels(svg) {
+  if (!svg) return;
+  const width = svg.viewBox.baseVal.width;
+  for (const label of svg.querySelectorAll("text.label")) {
+    const box = label.getBBox();
+    const shift = box.x < 2 ? 2 - box.x : Math.min(0, width - 2 - (box.x + box.width));
+    if (shift) label.setAttribute("x", String(Number(label.getAttribute("x")) + shift));
+  }
 }
 
 // ---- waterfall ----------------------------------------------------------------------------------
@@ -374,13 +388,13 @@ function kvTable(entries, id) {
     entries.map(([key, value]) => h("tr", {}, h("td", {}, key), h("td", { class: "mono" }, valueText(value))))));
 }
 
-function selectSpan(model, spanId, panel) {
+function selectSpan(model, spanId, panel, { scroll = true } = {}) {
   const span = model.byId.get(spanId);
   if (!span) return;
   model.selected = spanId;
   for (const [id, row] of model.rows) row.classList.toggle("selected", id === spanId);
   const row = model.rows.get(spanId);
-  if (row && row.scrollIntoView) row.scrollIntoView({ block: "nearest" });
+  if (scroll && row && row.scrollIntoView) row.scrollIntoView({ block: "nearest" });
   const attributes = Object.entries(span.attributes).sort(([a], [b]) => (a < b ? -1 : 1));
   const headers = attributes.filter(([key]) => HEADER_PREFIXES.some((p) => key.startsWith(p)));
   const plain = attributes.filter(([key]) => !HEADER_PREFIXES.some((p) => key.startsWith(p)));
