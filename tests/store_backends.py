@@ -41,6 +41,9 @@ class StoreBackend:
     """Prune now what the store's retention options say; returns the spans removed."""
     span_rows: Callable[[SpanStore], int]
     """Rows stored, re-sent copies included (what retention bounds)."""
+    settle: Callable[[SpanStore], None]
+    """Move everything acknowledged to where the store keeps it for good (DuckDB: from the
+    in-memory head into the file), so that a test reads it from there."""
     capabilities: StoreCapabilities
     """What the store declares, read before any store is opened, to select tests."""
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -49,6 +52,14 @@ class StoreBackend:
 
 def _duckdb_prune(store: SpanStore) -> int:
     return cast(DuckDBSpanStore, store).prune()
+
+
+def _duckdb_settle(store: SpanStore) -> None:
+    assert cast(DuckDBSpanStore, store).flush_to_file(), "the head did not reach the file"
+
+
+def _flushed(store: SpanStore) -> None:
+    assert store.force_flush(), "the store did not flush"
 
 
 def _duckdb_rows(store: SpanStore) -> int:
@@ -77,6 +88,7 @@ BACKENDS = {
         url=lambda folder, key: f"duckdb:{folder / (key + '.duckdb')}",
         apply_retention=_duckdb_prune,
         span_rows=_duckdb_rows,
+        settle=_duckdb_settle,
         capabilities=DuckDBSpanStore.capabilities,
     ),
     "chdb": StoreBackend(
@@ -84,6 +96,7 @@ BACKENDS = {
         url=_chdb_url,
         apply_retention=_no_retention,
         span_rows=_clickhouse_rows,
+        settle=_flushed,
         capabilities=ClickHouseSpanStore.capabilities,
         # an empty database per test: the exporter's tables are created as `--create-schema` does
         options={"create_schema": True},

@@ -314,7 +314,9 @@ def test_past_the_pending_bound_ingest_is_refused_with_a_retry_delay(make_store:
 # every read sees a span the moment its ingest is acknowledged -----------------------------
 
 
-def test_every_read_sees_an_acknowledged_span_at_once(store: SpanStore) -> None:
+def _ingest_for_every_read(store: SpanStore) -> tuple[str, str, tuple[int, int]]:
+    """A span every read can find, and one it links to; returns their trace ids and a time
+    window around the span's start."""
     producer_trace, trace_id = new_trace_id(), new_trace_id()
     producer_span = os.urandom(8)
     _commit(store, request([(producer_trace, producer_span, b"")], service="orders", name="publish"))
@@ -326,19 +328,56 @@ def test_every_read_sees_an_acknowledged_span_at_once(store: SpanStore) -> None:
     link = span.links.add()
     link.trace_id, link.span_id = producer_trace, producer_span
     start = span.start_time_unix_nano
-    window = (start - 5_000_000, start + 5_000_000)
+    _commit(store, req)
+    return trace_id.hex(), producer_trace.hex(), (start - 5_000_000, start + 5_000_000)
 
-    _commit(store, req)  # no flush, no wait: acknowledged means readable
-    hex_id = trace_id.hex()
+
+def _assert_every_read_sees(store: SpanStore, hex_id: str, producer: str, window: tuple[int, int]) -> None:
     assert [s.trace_id for s in store.trace(hex_id)] == [hex_id]
-    assert hex_id in {t.trace_id for t in store.traces(TraceQuery(service="stock-keeper"))}
+    summaries = store.traces(TraceQuery(service="stock-keeper"))
+    assert [(t.trace_id, t.span_count) for t in summaries] == [(hex_id, 1)]
     assert hex_id in {t.trace_id for t in store.traces(TraceQuery(attributes={"order.id": "Z-9"}))}
     assert hex_id in {t.trace_id for t in store.traces(TraceQuery(name="POST /res*"))}
     assert [s.trace_id for s in store.roots("stock-keeper", *window)] == [hex_id]
     assert [s.trace_id for s in store.roots("127.0.0.1:9123", *window)] == [hex_id]
-    assert store.linked(producer_trace.hex()) == [hex_id]
+    assert store.linked(producer) == [hex_id]
     assert "stock-keeper" in store.services()
     assert store.operations("stock-keeper") == [Operation("POST /reserve", SpanKind.SERVER)]
+
+
+def test_every_read_sees_an_acknowledged_span_at_once(store: SpanStore) -> None:
+    # no flush, no wait: acknowledged means readable
+    _assert_every_read_sees(store, *_ingest_for_every_read(store))
+
+
+def test_every_read_sees_an_acknowledged_span_after_it_settled(make_store: StoreMaker) -> None:
+    store = make_store()
+    seen = _ingest_for_every_read(store)
+    make_store.backend.settle(store)
+    _assert_every_read_sees(store, *seen)
+
+
+def test_every_read_sees_an_acknowledged_span_after_a_restart(make_store: StoreMaker) -> None:
+    first = make_store("restarted")
+    seen = _ingest_for_every_read(first)
+    first.shutdown()
+    _assert_every_read_sees(make_store("restarted"), *seen)
+
+
+def test_a_span_resent_after_it_settled_reads_once(make_store: StoreMaker) -> None:
+    """The first copy is where the store keeps spans for good, the re-sent one where it keeps
+    them first (DuckDB: the file and the head); then both settled."""
+    store = make_store()
+    trace_id = new_trace_id()
+    body = valid_request(trace_id, 4).SerializeToString()
+    assert store.ingest(body, PROTOBUF).result(30).accepted_spans == 4
+    make_store.backend.settle(store)
+    assert store.ingest(body, PROTOBUF).result(30).accepted_spans == 4
+    for _ in range(2):
+        assert len(store.trace(trace_id.hex())) == 4
+        assert [t.span_count for t in store.traces(TraceQuery(service="checkout"))] == [4]
+        assert len(store.roots("checkout", 0, 2**63 - 1)) == 4  # every span a root, each once
+        make_store.backend.settle(store)
 
 
 def test_services_and_operations_are_sorted_and_distinct(store: SpanStore) -> None:
