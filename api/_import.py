@@ -35,6 +35,14 @@ _BODY_DOC = {
 }
 
 
+NOT_JSON_FIX = (
+    "import takes OTLP/JSON: an export request ({\"resourceSpans\": [...]}), or JSON Lines of them as "
+    "the OpenTelemetry file exporter writes; a protobuf or compressed export is not taken here (an "
+    "exporter sends protobuf to the OTLP receivers instead)"
+)
+"""What a body of no JSON at all must be instead (a file given to `tracebaton import` too)."""
+
+
 def _decode_line(line: bytes, number: int) -> ExportTraceServiceRequest:
     try:
         return decode_export_request_json(line)
@@ -62,6 +70,10 @@ def parse_import(body: bytes) -> tuple[ExportTraceServiceRequest, int]:
     if json_lines:
         requests = [_decode_line(line, number) for number, line in numbered]
     else:
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise HTTPException(400, f"it is not JSON ({error}); {NOT_JSON_FIX}") from None
         try:
             requests = [decode_export_request_json(body)]
         except OtlpDecodeError as error:

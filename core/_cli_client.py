@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from ._config import ENV_TOKEN, ENV_URL, server_url
-from ._errors import ConfigurationError, RemoteError, ServerUnreachableError
+from ._errors import ConfigurationError, RemoteError, RequestRejectedError, ServerUnreachableError
 
 _MARGIN_S = 30.0
 """Beyond a spec's own timeout, how long a check may take to come back (the server's settle)."""
@@ -242,6 +242,12 @@ def run_import(args: argparse.Namespace) -> int:
         answer = api.call(
             "POST", "/api/import", content=body, timeout=120.0, headers={"content-type": "application/json"}
         )
+    except RequestRejectedError as error:
+        if error.status != 400:
+            raise
+        # What is wrong is in the file: said of the file, not of the HTTP request that carried it.
+        source = "stdin" if args.file == "-" else args.file
+        raise ConfigurationError(f"{source}: {error.detail}") from None
     finally:
         api.close()
     line = (

@@ -126,7 +126,8 @@ def test_import_is_all_or_nothing_and_names_the_bad_line(api: str) -> None:
     [
         (b"", 400, "the body is empty"),
         (b"   \n\n", 400, "the body is empty"),
-        (b"not json at all", 400, "not valid JSON"),
+        (b"not json at all", 400, "it is not JSON ("),
+        (b"\x0a\x05\x12\x03abc", 400, "a protobuf or compressed export is not taken here"),
         (b"[1, 2]\n", 400, "line 1: the request body is a list"),
         (b'{\n  "resourceSpans": 5\n}', 400, "read as one JSON document"),
         (b'{"resourceSpans": []}\n{"resourceSpans": [}\n', 400, "line 2:"),
@@ -136,6 +137,7 @@ def test_import_is_all_or_nothing_and_names_the_bad_line(api: str) -> None:
         "empty",
         "blank-lines",
         "not-json",
+        "protobuf",
         "not-an-object",
         "pretty-printed-bad",
         "second-line-bad",

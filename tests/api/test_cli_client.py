@@ -199,10 +199,29 @@ def test_import_a_jsonl_file_and_from_stdin(api: str, tmp_path: Path) -> None:
     bad.write_bytes(b'{"resourceSpans": []}\n{"resourceSpans": 7}\n')
     refused = tracebaton("import", str(bad), "--server", api)
     assert refused.returncode == 2
-    assert "line 2:" in refused.stderr
+    assert refused.stderr.startswith(f"tracebaton import: error: {bad}: line 2: "), refused.stderr
     missing = tracebaton("import", str(tmp_path / "nope.jsonl"), "--server", api)
     assert missing.returncode == 2
     assert "cannot read it" in missing.stderr
+
+
+def test_import_of_a_file_that_is_not_json_says_what_the_file_must_be(api: str, tmp_path: Path) -> None:
+    """Not an HTTP header to set: a CLI user gives a file, so the message is about the file."""
+    for name, content in (("notes.txt", b"hello world\n"), ("spans.pb", bytes(range(256)))):
+        path = tmp_path / name
+        path.write_bytes(content)
+        done = tracebaton("import", str(path), "--server", api)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.startswith(f"tracebaton import: error: {path}: it is not JSON ("), done.stderr
+        assert done.stderr.rstrip().endswith(
+            'import takes OTLP/JSON: an export request ({"resourceSpans": [...]}), or JSON Lines of them '
+            "as the OpenTelemetry file exporter writes; a protobuf or compressed export is not taken here "
+            "(an exporter sends protobuf to the OTLP receivers instead)"
+        ), done.stderr
+        assert "Content-Type" not in done.stderr
+    piped = tracebaton("import", "-", "--server", api, stdin=b"")
+    assert piped.returncode == 2
+    assert piped.stderr.startswith("tracebaton import: error: stdin: the body is empty"), piped.stderr
 
 
 def test_help_lists_the_client_commands() -> None:
