@@ -17,7 +17,7 @@ from ._client import Client, FlowHost, Traces
 from ._engine import FlowEngine
 from ._flow import Flow, SnapshotPlace
 from ._hops import TEST_SERVICE, hop_matches
-from ._render import render_divergence, render_headline, render_hop_table, render_verdict
+from ._render import render_divergence, render_headline, render_hop_table, render_verdict, serve_command
 from ._result import (
     CHECK_IDS,
     CheckResult,
@@ -120,6 +120,7 @@ __all__ = [
     "render_shape_diff",
     "render_trace_diff",
     "render_verdict",
+    "serve_command",
     "shape_to_json",
     "span_from_json",
     "span_json",

@@ -22,7 +22,7 @@ from ._spec import HopPattern
 from ._spec_values import parse_hop_pattern
 from ._trace import FlowTrace
 
-__all__ = ["render_divergence", "render_headline", "render_hop_table", "render_verdict"]
+__all__ = ["render_divergence", "render_headline", "render_hop_table", "render_verdict", "serve_command"]
 
 DEFAULT_DB = ".tracebaton/last.duckdb"
 """Where the pytest plugin leaves an embedded run's store."""
@@ -266,4 +266,9 @@ def _see_it(result: FlowResult, dashboard_url: str | None, db_path: str) -> str:
     page = f"/flows/{result.trace_id}" if result.trace_id else "/flows"
     if dashboard_url:
         return f"see it: {dashboard_url.rstrip('/')}{page}"
-    return f"see it: tracebaton serve --db {db_path}, then open {page}"
+    return f"see it: {serve_command(db_path)}, then open {page}"
+
+
+def serve_command(db_path: str) -> str:
+    """The command that serves the dashboard over a store file, as every message writes it."""
+    return f"tracebaton serve --db {db_path}"

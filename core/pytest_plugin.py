@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
@@ -299,16 +298,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             write(f"{nodeid}: flow {name!r} trace {trace_id}")
             if divergence:
                 write(f"    {divergence}")
+    counted = f"tracebaton: {len(checked)} flow{'' if len(checked) == 1 else 's'}, {len(failed)} failed"
     url = config.getoption("tracebaton_url") or os.environ.get(ENV_URL)
     if url:
-        write(f"tracebaton: {len(checked)} flows, {len(failed)} failed; dashboard: {url.rstrip('/')}/flows")
+        write(f"{counted}; dashboard: {url.rstrip('/')}/flows")
     else:
+        from tracebaton.assertions import serve_command  # here: importing the plugin loads no store
+
         store = _store_path(config)
         stores = sorted(store.parent.glob("last*.duckdb")) if not store.exists() else [store]
         note = ""
         if len(stores) > 1:
             note = f" (one store per xdist worker: {len(stores)} in {_shown(store.parent)})"
-        command = "tracebaton serve --db " + str(_shown(stores[0] if stores else store)) + note
-        if shutil.which("tracebaton") is None:
-            command = "python -m " + command
-        write(f"tracebaton: {len(checked)} flows, {len(failed)} failed; open the dashboard: {command}")
+        command = serve_command(str(_shown(stores[0] if stores else store)))
+        write(f"{counted}; open the dashboard: {command}{note}")
