@@ -150,7 +150,11 @@ class FlowResultModel(BaseModel):
     name: str
     trace_id: str | None
     waited_ms: int
-    waited_reason: Literal["satisfied", "settled", "timeout"]
+    waited_reason: Literal["satisfied", "settled", "violated", "quiet", "timeout"] = Field(
+        description="why the engine stopped waiting: `satisfied` (passed before settling: only "
+        "existential checks, all seen), `settled` (no new span for `settle`), `violated` (a universal "
+        "check failed before settling), `quiet` (gave up early: the flow was complete and quiet), "
+        "`timeout`; never `satisfied` on a failure")
     first_divergence: str | None
     checks: list[CheckModel]
     hops: list[HopModel]

@@ -25,7 +25,14 @@ from scripted_traces import (
     scripted_checkout,
 )
 
-from tracebaton.assertions import FlowResult, build_trace, critical_path, hand_off_parents, span_from_json
+from tracebaton.assertions import (
+    FlowResult,
+    WaitedReason,
+    build_trace,
+    critical_path,
+    hand_off_parents,
+    span_from_json,
+)
 
 ROUTES = {
     "/healthz": {"get"},
@@ -80,6 +87,11 @@ def test_openapi_documents_every_route_with_typed_responses(api: str) -> None:
         "Problem",
     ):
         assert model in schemas, model
+    reason = schemas["FlowResultModel"]["properties"]["waited_reason"]
+    assert reason["enum"] == ["satisfied", "settled", "violated", "quiet", "timeout"]
+    assert sorted(reason["enum"]) == sorted(r.value for r in WaitedReason), "every reason the engine gives"
+    for word in reason["enum"]:
+        assert f"`{word}`" in reason["description"], word
     four_twenty_two = document["paths"]["/api/runs"]["get"]["responses"]["422"]
     assert four_twenty_two["content"]["application/json"]["schema"]["$ref"].endswith("/Problem")
 

@@ -109,6 +109,8 @@ def test_check_of_one_failing_spec_names_the_culprit_hop_on_line_2(api: str, spe
     assert done.returncode == 1, done.stderr
     first, second, *_ = done.stdout.splitlines()
     assert first.startswith(f"flow 'checkout' FAILED · trace {trace.trace_id} · waited ")
+    # Settled, or violated when the check came before the flow settled: never (satisfied).
+    assert first.rsplit(" ", 1)[1] in ("(settled)", "(violated)"), first
     run = httpx.get(f"{api}/api/runs", params={"trace_id": trace.trace_id}).json()["runs"][0]
     assert second == run["first_divergence"]
     assert second.startswith("cart -> inventory "), "the line names the hop that broke"
