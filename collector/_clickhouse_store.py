@@ -401,7 +401,7 @@ class ClickHouseSpanStore:
         if self._closed:
             raise StoreClosedError("the store is shut down; nothing more is accepted")
         with self._queue.announce():
-            batch = row_batch(protobuf_body(body, content_type))
+            batch = row_batch(protobuf_body(body, content_type), with_scope_columns=self._scope_columns)
             return self._queue.submit(batch)
 
     @property

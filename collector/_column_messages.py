@@ -60,6 +60,16 @@ _MESSAGES: dict[str, list[tuple[str, int, int, bool, str]]] = {
         ("message", 2, _F.TYPE_STRING, False, ""),
         ("code", 3, _F.TYPE_INT32, False, ""),
     ],
+    # A span's attributes, events and links as the bytes the exporter sent: the ClickHouse
+    # writer decodes each distinct attribute once, not once a span.
+    "AttributeRequest": [("resource_spans", 1, _F.TYPE_MESSAGE, True, "AttributeResourceSpans")],
+    "AttributeResourceSpans": [("scope_spans", 2, _F.TYPE_MESSAGE, True, "AttributeScopeSpans")],
+    "AttributeScopeSpans": [("spans", 2, _F.TYPE_MESSAGE, True, "AttributeSpan")],
+    "AttributeSpan": [
+        ("attributes", 9, _F.TYPE_BYTES, True, ""),
+        ("events", 11, _F.TYPE_BYTES, True, ""),
+        ("links", 13, _F.TYPE_BYTES, True, ""),
+    ],
 }
 
 def _file() -> descriptor_pb2.FileDescriptorProto:
@@ -87,4 +97,6 @@ _CLASSES = _classes()
 RawRequest: Any = _CLASSES["RawRequest"]
 ColumnRequest: Any = _CLASSES["ColumnRequest"]
 ColumnStatus: Any = _CLASSES["ColumnStatus"]
+AttributeRequest: Any = _CLASSES["AttributeRequest"]
+AttributeSpan: Any = _CLASSES["AttributeSpan"]
 FIELDS = _MESSAGES

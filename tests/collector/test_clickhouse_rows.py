@@ -14,6 +14,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from store_backends import BACKENDS, StoreBackend
 
 from tracebaton.collector import PROTOBUF, ClickHouseSpanStore, SpanKind, SpanStore, StatusCode, TraceQuery
+from tracebaton.collector._clickhouse_rows import arrow_rows, row_batch
 
 TRACE = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
 ROOT = bytes.fromhex("00f067aa0ba902b7")
@@ -184,3 +185,46 @@ def test_a_trace_missing_from_the_lookup_table_is_still_read(store: SpanStore) -
     store.ingest(_request().SerializeToString(), PROTOBUF).result(30)
     _client(store).command(f"TRUNCATE TABLE {store.tables.trace_id_ts}")
     assert len(store.trace(TRACE.hex())) == 2
+
+
+def test_a_key_sent_twice_in_a_span_is_one_entry_with_its_last_value(store: SpanStore) -> None:
+    # the exporter's AttributesToMap: a map keeps a key once, the last value written wins
+    req = _request()
+    root = req.resource_spans[0].scope_spans[0].spans[0]
+    root.attributes.append(_kv("retry", AnyValue(bool_value=True)))
+    store.ingest(req.SerializeToString(), PROTOBUF).result(30)
+    assert isinstance(store, ClickHouseSpanStore)
+    ((keys, values),) = _client(store).query(
+        f"SELECT mapKeys(SpanAttributes), mapValues(SpanAttributes) FROM {store.tables.traces} "
+        "WHERE SpanId = {s:String}", parameters={"s": ROOT.hex()}).result_rows
+    assert keys == list(GOLDEN[0]["SpanAttributes"])          # once, where it first came
+    assert values[keys.index("retry")] == "true"
+
+
+def test_spans_left_out_for_their_ids_leave_the_other_rows_whole(store: SpanStore) -> None:
+    req = _request()
+    spans = req.resource_spans[0].scope_spans[0].spans
+    bad = spans.add()
+    bad.CopyFrom(spans[0])
+    bad.span_id = bytes(8)                                    # all zeros: W3C Trace Context forbids it
+    spans.insert(0, bad)
+    del spans[-1]
+    result = store.ingest(req.SerializeToString(), PROTOBUF).result(30)
+    assert (result.accepted_spans, result.rejected_spans) == (2, 1)
+    assert _stored_rows(store) == GOLDEN
+
+
+def test_the_same_request_makes_the_same_rows_with_its_values_already_seen() -> None:
+    body = _request().SerializeToString()
+    assert row_batch(body).rows.equals(row_batch(body).rows)
+
+
+def test_a_table_without_scope_columns_gets_the_scope_as_attributes() -> None:
+    # exporters before ScopeName/ScopeVersion wrote the scope into SpanAttributes
+    rows = arrow_rows([row_batch(_request().SerializeToString(), with_scope_columns=False)],
+                      with_scope_columns=False)
+    assert "ScopeName" not in rows.column_names
+    attributes = [dict(m) for m in rows.column("SpanAttributes").to_pylist()]
+    assert attributes[1] == {"otel.scope.name": "opentelemetry.instrumentation.fastapi",
+                             "otel.scope.version": "0.48b0"}
+    assert attributes[0] == {**GOLDEN[0]["SpanAttributes"], **attributes[1]}

@@ -24,6 +24,10 @@ _REAL: dict[str, Descriptor] = {
     "ColumnSpan": Span.DESCRIPTOR,
     "ColumnLink": Span.Link.DESCRIPTOR,
     "ColumnStatus": Status.DESCRIPTOR,
+    "AttributeRequest": ExportTraceServiceRequest.DESCRIPTOR,
+    "AttributeResourceSpans": ResourceSpans.DESCRIPTOR,
+    "AttributeScopeSpans": ScopeSpans.DESCRIPTOR,
+    "AttributeSpan": Span.DESCRIPTOR,
 }
 _LENGTH_DELIMITED = {FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_STRING}
 _VARINT = {FieldDescriptor.TYPE_ENUM, FieldDescriptor.TYPE_INT32}
