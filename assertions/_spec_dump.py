@@ -166,3 +166,8 @@ def _span(span: SpanExpectation) -> dict[str, Any]:
     if span.max_duration_ns is not None:
         result["max_duration"] = format_duration(span.max_duration_ns)
     return result
+
+
+# str() of a spec is the YAML a person saves as flows/<name>.yaml (the dataclass repr stays for
+# debugging). Attached here, beside the writer: the writer reads _spec, so _spec cannot import it.
+FlowSpec.__str__ = flow_spec_to_yaml  # type: ignore[method-assign, assignment]

@@ -93,6 +93,28 @@ def test_round_trip_generated(spec: FlowSpec) -> None:
     assert parse_flow_spec(copy.deepcopy(as_dict)) == spec
     assert parse_flow_spec(flow_spec_to_yaml(spec)) == spec
     assert parse_flow_spec(json.loads(json.dumps(as_dict))) == spec
+    assert str(spec) == flow_spec_to_yaml(spec), "str() of a spec is its YAML"
+
+
+def test_str_of_a_spec_is_the_yaml_to_save() -> None:
+    spec = parse_flow_spec({
+        "name": "checkout",
+        "wait": {"timeout": "2s"},
+        "expect": {
+            "hops": ["frontend -> cart", "cart -> inventory"],
+            "budgets": {"hops": {"cart -> inventory": "50ms"}},
+        },
+    })
+    assert str(spec) == (
+        "name: checkout\n"
+        "wait: {timeout: 2s}\n"
+        "expect:\n"
+        "  hops: [frontend -> cart, cart -> inventory]\n"
+        "  budgets:\n"
+        "    hops: {cart -> inventory: 50ms}\n"
+    )
+    assert f"{spec}" == str(spec)
+    assert repr(spec).startswith("FlowSpec(name='checkout'"), "the repr stays the dataclass's"
 
 
 # ---- junk anywhere: FlowSpecError, or a spec, and nothing else ----
