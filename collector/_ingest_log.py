@@ -15,6 +15,7 @@ acknowledgement waits for the whole write.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -116,5 +117,7 @@ class IngestLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        if delete:
+        if delete:  # a clean stop leaves nothing beside the file
             self.delete_before(self._segment + 1)
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
