@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import polars
 
-    from tracebaton.assertions import Traces
+    from tracebaton.assertions import FlowResult, Traces
 
 _FIELDS = {
     "inventory.sku": "String",
@@ -64,6 +64,20 @@ class Oversell:
     @property
     def trace_ids(self) -> list[str]:
         return list(dict.fromkeys(self.reservations["trace_id"].to_list()))
+
+    def result(self, name: str) -> FlowResult:
+        """This verdict as a flow result over the reservations' traces, to record as a run: the
+        dashboard then lists it with the checks of one trace, its Flow page showing both traces."""
+        from tracebaton.assertions import FlowResult, WaitedReason
+
+        trace_ids = tuple(self.trace_ids)
+        return FlowResult(
+            passed=not self.oversold, name=name, trace_id=trace_ids[0] if trace_ids else None, waited_ms=0,
+            # judged on spans the flows' own checks had already waited for
+            waited_reason=WaitedReason.SETTLED,
+            first_divergence=self.message if self.oversold else None,
+            checks=(), hops=(), trace_ids=trace_ids, span_count=self.reservations.height,
+        )
 
     @property
     def message(self) -> str:

@@ -119,9 +119,16 @@ def test_serving_mode_shows_the_runs_and_ends_cleanly_on_sigint(tmp_path: Path) 
         with httpx.Client(base_url=api, timeout=10) as http:
             assert http.get("/").status_code == 200
             runs = http.get("/api/runs", params={"limit": 100}).json()["runs"]
-            assert len(runs) == len(CASES) + 2, "each checkout's verdict is recorded for the dashboard"
-            assert sum(not run["passed"] for run in runs) == len(CASES) - 1
-            assert {run["test_id"] for run in runs} >= {f"tracebaton demo: {c.flow}" for c in CASES}
+            rows = [*CASES, *RACE_CASES]
+            assert len(runs) == len(rows), "each row's verdict is recorded for the dashboard, one run a row"
+            assert sum(not run["passed"] for run in runs) == sum(not c.expect_pass for c in rows)
+            assert {run["test_id"] for run in runs} == {f"tracebaton demo: {c.flow}" for c in rows}
+            across = next(r for r in runs if r["test_id"] == f"tracebaton demo: {RACE_CASES[2].flow}")
+            assert not across["passed"]
+            said = across["first_divergence"] or ""
+            assert said.startswith("cart -> inventory: two reservations of 'mug'"), said
+            view = http.get(f"/api/flows/{across['run_id']}").json()
+            assert len(view["result"]["trace_ids"]) == 2, "its Flow page shows both checkouts' traces"
             assert http.get(f"/api/flows/{failed.group(2)}").status_code == 200
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0, "".join(stderr)
