@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from tracebaton import __version__
-from tracebaton.assertions import FlowEngine
+from tracebaton.assertions import FlowEngine, ServiceMapper
 from tracebaton.collector import SpanStore
 
 from ._common import json_response
@@ -21,6 +21,7 @@ from ._jaeger_ui import JaegerUi, jaeger_ui_router
 from ._jaeger_v3 import jaeger_v3_router
 from ._models import Health
 from ._runs import RunStreams, runs_router
+from ._service_map import service_map_router
 from ._traces import traces_router
 
 DEFAULT_IMPORT_BYTES = 32 * 1024 * 1024
@@ -55,6 +56,7 @@ def create_app(
     """
     bundle = JaegerUi.load(jaeger_ui) if jaeger_ui is not None else None
     engine = FlowEngine(store)
+    mapper = ServiceMapper(store)  # one cache for the Map page and Jaeger's dependencies
     streams = RunStreams()
     app = FastAPI(
         title="tracebaton",
@@ -79,8 +81,9 @@ def create_app(
     app.include_router(runs_router(store, engine, streams))
     app.include_router(import_router(store))
     app.include_router(diff_router(store, engine))
+    app.include_router(service_map_router(mapper))
     app.include_router(jaeger_v3_router(store))  # before the v1 router's catch-all under /jaeger/api
-    app.include_router(jaeger_router(store))
+    app.include_router(jaeger_router(store, mapper))
     app.include_router(jaeger_ui_router(bundle))  # after the API routes under /jaeger/api
     app.include_router(dashboard_router(token, store))
     # Outermost last: headers on every answer, then the token, then the body limit.

@@ -5,7 +5,7 @@ Routes as Jaeger's query service registers them under `/api` (`cmd/query/app/htt
 services, operations (both forms), trace search, trace by id, dependencies (v3: `_jaeger_v3`). Answers and
 errors are Jaeger's envelope, `{"data", "total", "limit", "offset", "errors"}`; bad input is a
 400 whose message names the parameter. Dependencies are the flow engine's hops
-(DESIGN §4), counted over the most recent traces of the window.
+(DESIGN §4), counted by the service map over the most recent traces of the window.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from tracebaton.assertions import Trace, build_trace
-from tracebaton.collector import SpanKind, SpanStore, StoredSpan, TraceQuery
+from tracebaton.assertions import MAP_MAX_TRACES, ServiceMapper
+from tracebaton.collector import SpanKind, SpanStore, StoredSpan
 
 from ._jaeger_json import envelope, error_body, trace_json
 from ._jaeger_models import (
@@ -63,9 +63,6 @@ SEARCH_MAX_TRACES_READ = 500
 """A search reads at most this many candidate traces in full to apply what the store cannot
 filter (time window, durations, derived tags): the most recent first."""
 SEARCH_MAX_SPANS = 200_000
-DEPENDENCY_MAX_TRACES = 500
-"""Dependencies count the hops of at most this many traces of the window, the most recent."""
-DEPENDENCY_MAX_SPANS = 100_000
 ARRIVAL_SLACK_NS = 60 * 10**9
 """Traces are preselected by arrival time; a service's clock may run this far ahead."""
 
@@ -164,42 +161,7 @@ def search_traces(store: SpanStore, search: TraceSearch) -> list[tuple[str, list
     return found
 
 
-def dependency_links(store: SpanStore, start_ns: int, end_ns: int) -> Counter[tuple[str, str]]:
-    """caller -> callee service: how many hops, over the most recent traces of the window.
-
-    Each trace's hops are found by the flow engine (DESIGN §4) on that trace together with
-    the traces its spans link to (so a consumer's async hop from its producer counts), and
-    a hop counts in the trace of its callee span (of its caller span when it has none)."""
-    summaries = store.traces(
-        TraceQuery(since_unix_nano=max(0, start_ns - ARRIVAL_SLACK_NS), limit=DEPENDENCY_MAX_TRACES)
-    )
-    by_trace: dict[str, list[StoredSpan]] = {}
-    spans_read = 0
-    for summary in summaries:
-        if summary.end_unix_nano < start_ns or summary.start_unix_nano > end_ns:
-            continue
-        if spans_read >= DEPENDENCY_MAX_SPANS:
-            break
-        by_trace[summary.trace_id] = store.trace(summary.trace_id)
-        spans_read += len(by_trace[summary.trace_id])
-    counts: Counter[tuple[str, str]] = Counter()
-    now = time.time_ns()
-    for trace_id, spans in list(by_trace.items()):
-        linked = {link.trace_id for span in spans for link in span.links} - {trace_id}
-        flow = list(spans)
-        for other in sorted(linked):
-            if other not in by_trace and spans_read < DEPENDENCY_MAX_SPANS:
-                by_trace[other] = store.trace(other)
-                spans_read += len(by_trace[other])
-            flow += by_trace.get(other, [])
-        for hop in Trace(build_trace(trace_id, flow, now_unix_nano=now)).hops:
-            home = hop.callee_span or hop.anchor
-            if home.trace_id == trace_id:
-                counts[(hop.caller, hop.callee)] += 1
-    return counts
-
-
-def jaeger_router(store: SpanStore) -> APIRouter:
+def jaeger_router(store: SpanStore, mapper: ServiceMapper) -> APIRouter:
     router = APIRouter(tags=["jaeger"])
 
     @router.get(f"{_PREFIX}/services", responses=_documented(JaegerNames),
@@ -314,7 +276,8 @@ def jaeger_router(store: SpanStore) -> APIRouter:
         f"{_PREFIX}/dependencies", responses=_documented(JaegerDependencies),
         openapi_extra={"parameters": DEPENDENCIES_PARAMETERS},
         description="Service links (`parent` calls `child`, `callCount` times) in the window `lookback` "
-        f"before `endTs`: the hops (DESIGN §4) of the window's most recent {DEPENDENCY_MAX_TRACES} traces.",
+        f"before `endTs`: the service map's hops (DESIGN §4) of the window's most recent {MAP_MAX_TRACES} "
+        "traces.",
     )
     def dependencies(request: Request) -> Response:
         def compute() -> dict[str, Any]:
@@ -323,7 +286,9 @@ def jaeger_router(store: SpanStore) -> APIRouter:
             end_ns = time.time_ns() if end_ms is None else min(MAX_NS, end_ms * 10**6)
             window_ns = (DEFAULT_DEPENDENCY_LOOKBACK_MS if lookback_ms is None else lookback_ms) * 10**6
             service = _one(request, "service") or None
-            counts = dependency_links(store, max(0, end_ns - window_ns), end_ns)
+            counts: Counter[tuple[str, str]] = Counter()
+            for link in mapper.service_map(max(0, end_ns - window_ns), end_ns).links:
+                counts[(link.caller, link.callee)] += link.calls  # Jaeger has no async links
             links = [
                 {"parent": parent, "child": child, "callCount": count}
                 for (parent, child), count in sorted(counts.items())

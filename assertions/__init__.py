@@ -31,6 +31,7 @@ from ._result import (
     WaitedReason,
     hop_blame,
 )
+from ._service_map import MAP_MAX_TRACES, ServiceLink, ServiceMap, ServiceMapper
 from ._snapshot import FlowShape, HopNode, flow_shape, read_snapshot, shape_to_json, with_budgets
 from ._snapshot_diff import ShapeDiff, diff_shapes, render_shape_diff, render_trace_diff
 from ._snapshot_judge import SnapshotOutcome, judge_snapshot, stored_shape
@@ -59,6 +60,7 @@ from ._wire import span_from_json, span_json
 
 __all__ = [
     "CHECK_IDS",
+    "MAP_MAX_TRACES",
     "TEST_SERVICE",
     "Budgets",
     "CheckResult",
@@ -90,6 +92,9 @@ __all__ = [
     "Order",
     "Propagation",
     "Selector",
+    "ServiceLink",
+    "ServiceMap",
+    "ServiceMapper",
     "ShapeDiff",
     "SnapshotOutcome",
     "SnapshotPlace",

@@ -1,0 +1,190 @@
+"""The service map: services and the hops between them (DESIGN §4), aggregated over the
+traces of a time window — what the dashboard's map draws and Jaeger's dependencies answer.
+
+Finding a trace's hops builds its tree and resolves its dangling calls, far more work than
+counting; so each trace's hops are summarised once and kept, keyed by what the store says
+of the trace (its span count and last arrival). A trace that gains a span is summarised
+again; a settled one never is, and a warm map only lists the window and adds up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Iterable
+
+from tracebaton.collector import SpanStore, StatusCode, StoredSpan, TraceQuery, TraceSummary
+
+from ._hops import Hop
+from ._spec import HopPattern
+from ._trace import build_trace
+from ._trace_view import Trace
+
+MAP_MAX_TRACES = 10_000
+"""A map adds up at most this many traces of its window, the most recent (the store's
+largest listing)."""
+MAP_MAX_SPANS = 2_000_000
+"""Spans read in full while summarising traces the cache does not hold yet, per map."""
+KEEP_AFTER_NS = 5 * 10**9
+"""A trace's summary is kept once nothing arrived for it this long: before, a linked
+producer trace or the trace a broken call went on in may still come, and change its hops."""
+ARRIVAL_SLACK_NS = 60 * 10**9
+"""Traces are preselected by arrival time; a service's clock may run this far ahead."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HopSample:
+    """One hop of one trace, as the map counts it."""
+
+    caller: str
+    callee: str
+    asynchronous: bool
+    duration_ns: int
+    error: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServiceLink:
+    """`caller -> callee` over the window: how often, how often it failed, how long it took."""
+
+    caller: str
+    callee: str
+    asynchronous: bool
+    calls: int
+    errors: int
+    p50_ns: int
+    p99_ns: int
+
+    @property
+    def text(self) -> str:
+        return str(HopPattern(self.caller, self.callee, self.asynchronous))  # one way to write a hop
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServiceMap:
+    links: tuple[ServiceLink, ...]
+    depths: dict[str, int]
+    """Each service's call depth: 0 for a service nobody calls, else one more than its
+    shallowest caller (a cycle's services keep the depth they are first reached at)."""
+    traces: int
+    """Traces added up."""
+    truncated: bool
+    """The window held more traces than the map adds up (`MAP_MAX_TRACES`, `MAP_MAX_SPANS`)."""
+
+
+def hop_failed(hop: Hop) -> bool:
+    """A hop failed when its callee span did, or its caller span did (a call that never got
+    an answer has only the caller's word)."""
+    spans = [hop.anchor] if hop.callee_span is None else [hop.anchor, hop.callee_span]
+    return any(span.status_code is StatusCode.ERROR for span in spans)
+
+
+def _quantile(sorted_values: list[int], q: float) -> int:
+    """Nearest rank, so a p99 is a duration some hop really took."""
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[min(len(sorted_values), rank) - 1]
+
+
+def aggregate(samples: Iterable[HopSample]) -> tuple[ServiceLink, ...]:
+    grouped: dict[tuple[str, str, bool], list[HopSample]] = {}
+    for sample in samples:
+        grouped.setdefault((sample.caller, sample.callee, sample.asynchronous), []).append(sample)
+    links = []
+    for (caller, callee, asynchronous), group in sorted(grouped.items()):
+        durations = sorted(s.duration_ns for s in group)
+        links.append(ServiceLink(caller, callee, asynchronous, len(group), sum(s.error for s in group),
+                                 _quantile(durations, 0.5), _quantile(durations, 0.99)))
+    return tuple(links)
+
+
+def call_depths(links: Iterable[ServiceLink]) -> dict[str, int]:
+    callees: dict[str, set[str]] = {}
+    called: set[str] = set()
+    for link in links:
+        callees.setdefault(link.caller, set()).add(link.callee)
+        callees.setdefault(link.callee, set())
+        if link.callee != link.caller:
+            called.add(link.callee)
+    depths = {service: 0 for service in sorted(callees) if service not in called}
+    frontier = list(depths)
+    while frontier:
+        following = []
+        for service in frontier:
+            for callee in sorted(callees[service]):
+                if callee not in depths:
+                    depths[callee] = depths[service] + 1
+                    following.append(callee)
+        frontier = following
+    for service in sorted(callees):  # only in cycles nobody outside enters
+        depths.setdefault(service, 0)
+    return depths
+
+
+class ServiceMapper:
+    """Service maps over one store, keeping each trace's hop summary between maps."""
+
+    def __init__(self, store: SpanStore, *, max_traces: int = MAP_MAX_TRACES) -> None:
+        self._store = store
+        self._max_traces = max_traces
+        self._lock = threading.Lock()
+        self._summaries: dict[str, tuple[tuple[int, int], tuple[HopSample, ...]]] = {}
+
+    def service_map(self, start_ns: int, end_ns: int) -> ServiceMap:
+        """Hops of the traces that overlap [start_ns, end_ns], the most recent first.
+
+        Each trace's hops are found by the flow engine on that trace together with the traces
+        its spans link to (so a consumer's async hop from its producer counts), and a hop
+        counts in the trace of its callee span (of its caller span when it has none)."""
+        listed = self._store.traces(
+            TraceQuery(since_unix_nano=max(0, start_ns - ARRIVAL_SLACK_NS), limit=self._max_traces)
+        )
+        in_window = [s for s in listed if s.end_unix_nano >= start_ns and s.start_unix_nano <= end_ns]
+        samples: list[HopSample] = []
+        budget = [MAP_MAX_SPANS]
+        added = 0
+        with self._lock:
+            summaries = dict(self._summaries)
+        fresh: dict[str, tuple[tuple[int, int], tuple[HopSample, ...]]] = {}
+        settled_before = time.time_ns() - KEEP_AFTER_NS
+        for summary in in_window:
+            key = (summary.span_count, summary.last_arrival_unix_nano)
+            kept = summaries.get(summary.trace_id)
+            if kept is None or kept[0] != key:
+                if budget[0] <= 0:
+                    continue
+                kept = (key, self._summarise(summary, budget))
+                if summary.last_arrival_unix_nano < settled_before:
+                    fresh[summary.trace_id] = kept
+            samples.extend(kept[1])
+            added += 1
+        with self._lock:
+            self._summaries.update(fresh)
+            if len(self._summaries) > 2 * self._max_traces:  # forget what left every window
+                listed_ids = {s.trace_id for s in listed}
+                self._summaries = {k: v for k, v in self._summaries.items() if k in listed_ids}
+        links = aggregate(samples)
+        truncated = added < len(in_window) or len(listed) >= self._max_traces
+        return ServiceMap(links, call_depths(links), added, truncated)
+
+    def _summarise(self, summary: TraceSummary, budget: list[int]) -> tuple[HopSample, ...]:
+        trace_id = summary.trace_id
+        spans = self._store.trace(trace_id)
+        budget[0] -= len(spans)
+        flow: list[StoredSpan] = list(spans)
+        for other in sorted({link.trace_id for span in spans for link in span.links} - {trace_id}):
+            linked = self._store.trace(other)
+            budget[0] -= len(linked)
+            flow += linked
+        samples = []
+        for hop in Trace(build_trace(trace_id, flow, now_unix_nano=time.time_ns())).hops:
+            home = hop.callee_span or hop.anchor
+            if home.trace_id == trace_id:
+                samples.append(HopSample(hop.caller, hop.callee, hop.asynchronous,
+                                         hop.anchor.duration_ns, hop_failed(hop)))
+        return tuple(samples)
