@@ -44,6 +44,7 @@ def create_app(
     token: str | None = None,
     max_import_bytes: int = DEFAULT_IMPORT_BYTES,
     jaeger_ui: Path | None = None,
+    jaeger_ui_url: str | None = None,
 ) -> FastAPI:
     """`otlp_http_url` and `otlp_grpc` are announced on /healthz, so a remote client can
     point services under test at this server knowing only its API URL.
@@ -52,7 +53,8 @@ def create_app(
     server, so they do not hold up its graceful shutdown.
 
     `jaeger_ui`: a built Jaeger UI bundle to serve under /jaeger/ (ConfigurationError when the
-    directory is not one).
+    directory is not one). `jaeger_ui_url`: a Jaeger UI elsewhere, which the dashboard links
+    every trace to as well.
     """
     bundle = JaegerUi.load(jaeger_ui) if jaeger_ui is not None else None
     engine = FlowEngine(store)
@@ -85,7 +87,7 @@ def create_app(
     app.include_router(jaeger_v3_router(store))  # before the v1 router's catch-all under /jaeger/api
     app.include_router(jaeger_router(store, mapper))
     app.include_router(jaeger_ui_router(bundle))  # after the API routes under /jaeger/api
-    app.include_router(dashboard_router(token, store))
+    app.include_router(dashboard_router(token, store, jaeger_ui_url))
     # Outermost last: headers on every answer, then the token, then the body limit.
     app.add_middleware(BodyLimit, default_limit=MAX_JSON_BODY_BYTES, limits={"/api/import": max_import_bytes})
     app.add_middleware(TokenGuard, token=token)

@@ -13,7 +13,7 @@ from tracebaton.assertions import CheckState, FlowResult, render_divergence, ren
 from tracebaton.collector import RunRecord, SpanStore, is_run_id
 from tracebaton.dashboards import ASSET_TYPES, PAGE_PATHS, PageVerdict, asset, page_html
 
-from ._common import is_trace_id, newest_run
+from ._common import is_trace_id, json_response, newest_run
 from ._guard import TOKEN_COOKIE, check_login, cookie_value
 
 log = logging.getLogger("tracebaton.api")
@@ -33,8 +33,13 @@ def page_verdict(record: RunRecord) -> PageVerdict:
     )
 
 
-def dashboard_router(token: str | None, store: SpanStore) -> APIRouter:
+def dashboard_router(token: str | None, store: SpanStore, jaeger_ui_url: str | None = None) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+
+    @router.get("/api/dashboard-settings")
+    def settings() -> Response:
+        """What the pages' scripts need of the server's settings (behind the token, as /api is)."""
+        return json_response({"jaeger_ui_url": jaeger_ui_url})
 
     def shell(verdict: PageVerdict | None = None) -> Response:
         html = page_html(verdict)

@@ -32,6 +32,7 @@ from ._config import (
     ENV_HTTP_PORT,
     ENV_INGEST_TOKEN,
     ENV_JAEGER_UI_DIR,
+    ENV_JAEGER_UI_URL,
     ENV_LOG_LEVEL,
     ENV_RETENTION_MAX_AGE,
     ENV_RETENTION_MAX_SPANS,
@@ -40,6 +41,7 @@ from ._config import (
     LOG_LEVELS,
     ServerSettings,
     parse_jaeger_ui_dir,
+    parse_jaeger_ui_url,
     parse_log_level,
     parse_port,
     parse_positive_int,
@@ -66,6 +68,7 @@ _positive = _argument(parse_positive_int)
 _duration = _argument(lambda name, text: parse_duration_ns(text, what=name))
 _log_level = _argument(parse_log_level)
 _jaeger_ui_dir = _argument(parse_jaeger_ui_dir)
+_jaeger_ui_url = _argument(parse_jaeger_ui_url)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--jaeger-ui", type=_jaeger_ui_dir, metavar="DIR",
                        help=f"serve this built Jaeger UI bundle at /jaeger/, over the Jaeger API at "
                             f"/jaeger/api (env {ENV_JAEGER_UI_DIR})")
+    serve.add_argument("--jaeger-ui-url", type=_jaeger_ui_url, metavar="URL",
+                       help="a Jaeger UI reading these traces: the dashboard links every trace to "
+                            f"URL/trace/<trace id> too (env {ENV_JAEGER_UI_URL})")
     serve.add_argument("--ready-file", metavar="F", help="also write the ready line to this file")
     serve.add_argument("--log-level", type=_log_level, metavar="LEVEL",
                        help=f"what to log on stderr: {', '.join(LOG_LEVELS)} "
@@ -157,7 +163,7 @@ def _serve(args: argparse.Namespace) -> int:
         api_port=args.api_port, token=args.token, ingest_token=args.ingest_token,
         retention_max_spans=args.retention_max_spans, retention_max_age_ns=args.retention_max_age,
         ready_file=args.ready_file, log_level=args.log_level, create_schema=args.create_schema,
-        jaeger_ui_dir=args.jaeger_ui,
+        jaeger_ui_dir=args.jaeger_ui, jaeger_ui_url=args.jaeger_ui_url,
     )
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="tracebaton: %(levelname)s %(name)s: %(message)s")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,12 +47,15 @@ ENV_LOG_LEVEL = "TRACEBATON_LOG_LEVEL"
 """How much `serve` logs to stderr: debug, info, warning (the default) or error."""
 ENV_JAEGER_UI_DIR = "TRACEBATON_JAEGER_UI_DIR"
 """A built Jaeger UI bundle for `serve` to serve under /jaeger/ (`--jaeger-ui DIR`)."""
+ENV_JAEGER_UI_URL = "TRACEBATON_JAEGER_UI_URL"
+"""A Jaeger UI elsewhere (`--jaeger-ui-url URL`): the dashboard offers `URL/trace/<id>` beside
+every trace it links."""
 
 ALL_VARIABLES = (
     ENV_URL, ENV_TOKEN, ENV_INGEST_TOKEN, ENV_STORE, ENV_DB, ENV_HOST, ENV_GRPC_PORT,
     ENV_HTTP_PORT, ENV_API_PORT, ENV_RETENTION_MAX_SPANS, ENV_RETENTION_MAX_AGE,
     ENV_MAX_BODY_BYTES, ENV_MAX_PENDING_SPANS, ENV_DECODE_WORKERS, ENV_LOG_LEVEL,
-    ENV_CLICKHOUSE_PASSWORD, ENV_JAEGER_UI_DIR,
+    ENV_CLICKHOUSE_PASSWORD, ENV_JAEGER_UI_DIR, ENV_JAEGER_UI_URL,
 )
 
 DEFAULT_HOST = "127.0.0.1"
@@ -94,6 +98,8 @@ class ServerSettings:
     """From TRACEBATON_CLICKHOUSE_PASSWORD only."""
     jaeger_ui_dir: str | None = None
     """A built Jaeger UI bundle to serve under /jaeger/."""
+    jaeger_ui_url: str | None = None
+    """A Jaeger UI's base URL, for the dashboard's "open in Jaeger" links."""
 
 
 def server_url(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -147,6 +153,24 @@ def parse_jaeger_ui_dir(name: str, text: str) -> str:
     return text
 
 
+def parse_jaeger_ui_url(name: str, text: str) -> str:
+    """An http(s) URL of a Jaeger UI, without query or fragment (the trace path goes after it);
+    returned without its trailing slash."""
+    parts = urllib.parse.urlsplit(text.strip())
+    problem = None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problem = "is not an http(s) URL with a host"
+    elif parts.query or parts.fragment:
+        problem = "has a query or fragment, and /trace/<id> is appended to it"
+    elif parts.username or parts.password:
+        problem = "carries credentials, which every dashboard page would show"
+    if problem:
+        raise ConfigurationError(
+            f"{name}: {text[:200]!r} {problem}; give the address Jaeger UI answers at, "
+            "e.g. http://jaeger:16686 or https://tracing.example.com/jaeger")
+    return urllib.parse.urlunsplit(parts).rstrip("/")
+
+
 def _db_store(name: str, text: str) -> str:
     if not text:
         raise ConfigurationError(f"{name}: the DuckDB file name is empty; give a path or :memory:")
@@ -181,6 +205,7 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "log_level": (ENV_LOG_LEVEL, lambda t: parse_log_level(ENV_LOG_LEVEL, t)),
     "clickhouse_password": (ENV_CLICKHOUSE_PASSWORD, str),
     "jaeger_ui_dir": (ENV_JAEGER_UI_DIR, lambda t: parse_jaeger_ui_dir(ENV_JAEGER_UI_DIR, t)),
+    "jaeger_ui_url": (ENV_JAEGER_UI_URL, lambda t: parse_jaeger_ui_url(ENV_JAEGER_UI_URL, t)),
 }
 
 

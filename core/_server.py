@@ -129,7 +129,8 @@ class TracebatonServer:
                 create_app(store, otlp_grpc=f"{s.host}:{grpc_port}",
                            otlp_http_url=ServerAddresses(s.host, grpc_port, sockets[0].getsockname()[1], 0)
                            .otlp_http_url, token=s.token, max_import_bytes=s.max_body_bytes,
-                           jaeger_ui=Path(s.jaeger_ui_dir) if s.jaeger_ui_dir else None),
+                           jaeger_ui=Path(s.jaeger_ui_dir) if s.jaeger_ui_dir else None,
+                           jaeger_ui_url=s.jaeger_ui_url),
             ]
             self._api_app = apps[1]
             for app in apps:
