@@ -170,3 +170,19 @@ def test_the_table_says_which_verdict_was_unexpected() -> None:
     assert rows[2].split() == ["checkout", "pass", "pass", "-", "as", "expected"]
     assert rows[3].endswith("UNEXPECTED (expected cart -> inventory)")
     assert rows[4].endswith("UNEXPECTED")
+
+
+def test_the_readme_shows_the_table_as_the_demo_prints_it() -> None:
+    """The README's rows of the demo's table are the rows every verdict as expected gives."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    table = re.search(r"^```\n(flow .*?)^```$", readme, re.M | re.S)
+    assert table is not None, "the README shows the demo's table"
+    shown = table.group(1).splitlines()
+    rows = [row for row in shown if not row.lstrip().startswith("…")]
+    expected = {o.case.flow: o for o in (
+        DemoOutcome(c, c.expect_pass, c.culprit, None) for c in (*CASES, *RACE_CASES))}
+    printed = render_table(list(expected.values())).splitlines()
+    assert rows[:2] == printed[:2], "the header and its rule, `matched` column included"
+    for row in rows[2:]:
+        flow = row.split("  ", 1)[0]
+        assert row in printed, f"README row {flow!r} is not what the demo prints"
