@@ -193,10 +193,12 @@ def spans_from_rows(rows: Iterable[Sequence[Any]], arrivals: Arrivals) -> list[S
 class ClickHouseReads:
     """The read protocol's queries, through one client (one per thread)."""
 
-    def __init__(self, client: Any, tables: Tables, *, scope_columns: bool) -> None:
+    def __init__(self, client: Any, tables: Tables, *, scope_columns: bool, pinned: bool) -> None:
+        """`pinned`: whether pins copy rows to the pinned table (only a traces table with a TTL)."""
         self._client = client
         self._tables = tables
         self._columns = _span_columns(scope_columns)
+        self._pinned = pinned
 
     def _rows(self, sql: str, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
         return list(self._client.query(sql, parameters=dict(parameters)).result_rows)
@@ -211,20 +213,26 @@ class ClickHouseReads:
     def trace(self, trace_id: str) -> list[StoredSpan]:
         t = self._tables
         # The exporter README's trace-by-id query, bounded by the lookup table (whole seconds of
-        # span starts, hence End + 1). A trace missing from the lookup gets 1970 bounds and would
-        # read as empty: then it is read by TraceId alone (the bloom-filter index).
-        sql = f"""
-            WITH (SELECT min(Start) FROM {t.trace_id_ts} WHERE TraceId = {{tid:String}}) AS tb_start,
-                 (SELECT max(End) + 1 FROM {t.trace_id_ts} WHERE TraceId = {{tid:String}}) AS tb_end
-            SELECT {self._columns} FROM (
-                SELECT * FROM {t.traces} WHERE TraceId = {{tid:String}}
-                  AND (tb_start <= toDateTime(0) OR (Timestamp >= tb_start AND Timestamp <= tb_end))
-                UNION ALL
-                SELECT * FROM {t.pinned} WHERE TraceId = {{tid:String}})
+        # span starts, hence End + 1). The bounds and the trace's arrivals come in one small
+        # query first: as a subquery of the main one they cost as much again (chdb plans each
+        # scalar subquery as a query of its own). A trace missing from the lookup gets 1970
+        # bounds and would read as empty: then it is read by TraceId alone (the bloom-filter index).
+        ((start, end, arrivals),) = self._rows(f"""
+            SELECT toUInt32(min(Start)), toUInt32(max(End)) + 1,
+                   (SELECT groupArray((TraceId, toString(ServiceName), MinEndNs, MaxEndNs,
+                                       toUnixTimestamp64Nano(InsertTime)))
+                    FROM {t.arrivals} WHERE TraceId = {{tid:String}})
+            FROM {t.trace_id_ts} WHERE TraceId = {{tid:String}}""", {"tid": trace_id})
+        bounded = "Timestamp >= toDateTime({lo:UInt32}) AND Timestamp <= toDateTime({hi:UInt32})"
+        source = f"{t.traces} WHERE TraceId = {{tid:String}}{f' AND {bounded}' if start > 0 else ''}"
+        if self._pinned:
+            source = (f"(SELECT * FROM {source} "
+                      f"UNION ALL SELECT * FROM {t.pinned} WHERE TraceId = {{tid:String}})")
+        rows = self._rows(f"""
+            SELECT {self._columns} FROM {source}
             ORDER BY Timestamp, SpanId
-            LIMIT 1 BY SpanId, {_CONTENT}"""
-        rows = self._rows(sql, {"tid": trace_id})
-        return spans_from_rows(rows, self._arrivals([trace_id]) if rows else Arrivals(()))
+            LIMIT 1 BY SpanId, {_CONTENT}""", {"tid": trace_id, "lo": start, "hi": end})
+        return spans_from_rows(rows, Arrivals(arrivals))
 
     def roots(self, service: str | None, address: tuple[str, int] | None,
               start_unix_nano: int, end_unix_nano: int) -> list[StoredSpan]:

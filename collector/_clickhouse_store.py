@@ -300,7 +300,8 @@ class ClickHouseSpanStore:
         return client
 
     def _reads(self) -> ClickHouseReads:
-        return ClickHouseReads(self._client(), self.tables, scope_columns=self._scope_columns)
+        return ClickHouseReads(self._client(), self.tables, scope_columns=self._scope_columns,
+                               pinned=self._traces_have_ttl)
 
     def _read(self, what: Callable[[ClickHouseReads], Any]) -> Any:
         reads = self._reads()

@@ -11,10 +11,12 @@ import clickhouse_connect
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
-from store_backends import BACKENDS, StoreBackend
+from store_backends import BACKENDS, StoreBackend, StoreMaker
 
 from tracebaton.collector import PROTOBUF, ClickHouseSpanStore, SpanKind, SpanStore, StatusCode, TraceQuery
 from tracebaton.collector._clickhouse_rows import arrow_rows, row_batch
+from tracebaton.collector._clickhouse_schema import exporter_ddl
+from tracebaton.collector._clickhouse_store import parse_clickhouse_url
 
 TRACE = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
 ROOT = bytes.fromhex("00f067aa0ba902b7")
@@ -228,3 +230,20 @@ def test_a_table_without_scope_columns_gets_the_scope_as_attributes() -> None:
     assert attributes[1] == {"otel.scope.name": "opentelemetry.instrumentation.fastapi",
                              "otel.scope.version": "0.48b0"}
     assert attributes[0] == {**GOLDEN[0]["SpanAttributes"], **attributes[1]}
+
+
+def test_a_pinned_trace_outlives_its_rows_in_a_traces_table_with_a_ttl(make_store: StoreMaker) -> None:
+    # the exporter's `ttl` option; the rows going is what TTL does to a whole part
+    location = parse_clickhouse_url(make_store.url("ttl"))
+    client = clickhouse_connect.get_client(dsn=f"chdb://{location.chdb_path}")
+    ddl = exporter_ddl(location.tables)
+    ddl[1] = ddl[1].replace("\nSETTINGS", "\nTTL toDateTime(Timestamp) + toIntervalDay(3650)\nSETTINGS")
+    for statement in ddl:
+        client.command(statement)
+    store = make_store("ttl")
+    store.ingest(_request().SerializeToString(), PROTOBUF).result(30)
+    store.pin(TRACE.hex())
+    client.command(f"TRUNCATE TABLE {location.tables.traces}")
+    assert [s.span_id for s in store.trace(TRACE.hex())] == [ROOT.hex(), CHILD.hex()]
+    store.unpin(TRACE.hex())
+    assert store.trace(TRACE.hex()) == []
