@@ -84,7 +84,8 @@ class Oversell:
         where = self.hop or "inventory"
         count = self.reservations.height
         if not self.oversold:
-            return f"{where}: {count} reservation(s) of {self.sku!r}, none beyond the stock they saw"
+            return (f"{where}: {count} reservation{'' if count == 1 else 's'} of {self.sku!r}, none beyond "
+                    "the stock they saw")
         worst = self.overlaps.sort("beyond", "overlap_ns", descending=True).row(0, named=True)
         return (
             f"{where}: two reservations of {self.sku!r} both saw {worst['before']} in stock, overlapped by "

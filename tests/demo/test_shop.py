@@ -248,3 +248,10 @@ def test_one_at_a_time_the_stock_holds(collector: Collector, shop: Shop) -> None
     oversell = find_oversold(collector, "tea-sencha", since="1m")
     assert not oversell.oversold, oversell.message
     assert oversell.reservations["before"].to_list() == [1], "the refused one took nothing"
+    assert oversell.message == (
+        "cart -> inventory: 1 reservation of 'tea-sencha', none beyond the stock they saw"
+    )
+    result = oversell.result("oversell")
+    assert result.passed
+    assert result.first_divergence is None
+    assert list(result.trace_ids) == oversell.trace_ids
