@@ -49,8 +49,9 @@ def create_app(
     """`otlp_http_url` and `otlp_grpc` are announced on /healthz, so a remote client can
     point services under test at this server knowing only its API URL.
 
-    `app.state.close_streams()` ends the open live streams; call it before stopping the
-    server, so they do not hold up its graceful shutdown.
+    `app.state.close_streams()` ends the open live streams and the service map's background
+    summaries; call it before stopping the server, so they do not hold up its graceful
+    shutdown or read a store that has shut down.
 
     `jaeger_ui`: a built Jaeger UI bundle to serve under /jaeger/ (ConfigurationError when the
     directory is not one). `jaeger_ui_url`: a Jaeger UI elsewhere, which the dashboard links
@@ -66,7 +67,12 @@ def create_app(
         summary="Trace-based integration assertions.",
         description=DESCRIPTION,
     )
-    app.state.close_streams = streams.close
+
+    def close() -> None:
+        streams.close()
+        mapper.close()
+
+    app.state.close_streams = close
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"], response_model=Health)

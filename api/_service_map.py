@@ -61,6 +61,7 @@ def service_map_json(found: ServiceMap, start_ns: int, end_ns: int, took_ms: flo
         "end_unix_nano": str(end_ns),
         "traces": found.traces,
         "truncated": found.truncated,
+        "pending": found.pending,
         "max_traces": MAP_MAX_TRACES,
         "took_ms": round(took_ms, 1),
         "services": [{"name": name, "depth": depth} for name, depth in sorted(found.depths.items())],

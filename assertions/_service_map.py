@@ -10,6 +10,7 @@ again; a settled one never is, and a warm map only lists the window and adds up.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import threading
 import time
@@ -22,11 +23,17 @@ from ._spec import HopPattern
 from ._trace import build_trace
 from ._trace_view import Trace
 
+log = logging.getLogger("tracebaton.assertions")
+
 MAP_MAX_TRACES = 10_000
 """A map adds up at most this many traces of its window, the most recent (the store's
 largest listing)."""
 MAP_MAX_SPANS = 2_000_000
 """Spans read in full while summarising traces the cache does not hold yet, per map."""
+MAP_TIME_BUDGET_S = 0.5
+"""How long a map request summarises traces it holds no summary of; the rest are summarised
+in the background and the answer says how many are pending (reading a trace from a DuckDB
+file takes ~10 ms, so 10,000 new traces take minutes, not a request)."""
 KEEP_AFTER_NS = 5 * 10**9
 """A trace's summary is kept once nothing arrived for it this long: before, a linked
 producer trace or the trace a broken call went on in may still come, and change its hops."""
@@ -76,6 +83,8 @@ class ServiceMap:
     """Traces added up."""
     truncated: bool
     """The window held more traces than the map adds up (`MAP_MAX_TRACES`, `MAP_MAX_SPANS`)."""
+    pending: int = 0
+    """Traces of the window left out because they are still being summarised; ask again."""
 
 
 def hop_failed(hop: Hop) -> bool:
@@ -129,11 +138,27 @@ def call_depths(links: Iterable[ServiceLink]) -> dict[str, int]:
 class ServiceMapper:
     """Service maps over one store, keeping each trace's hop summary between maps."""
 
-    def __init__(self, store: SpanStore, *, max_traces: int = MAP_MAX_TRACES) -> None:
+    def __init__(self, store: SpanStore, *, max_traces: int = MAP_MAX_TRACES,
+                 time_budget_s: float = MAP_TIME_BUDGET_S, keep_after_ns: int = KEEP_AFTER_NS) -> None:
         self._store = store
+        self._keep_after_ns = keep_after_ns
         self._max_traces = max_traces
+        self._time_budget_s = time_budget_s
         self._lock = threading.Lock()
         self._summaries: dict[str, tuple[tuple[int, int], tuple[HopSample, ...]]] = {}
+        self._backlog: dict[str, TraceSummary] = {}
+        self._wake = threading.Condition(self._lock)
+        self._worker: threading.Thread | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop summarising in the background (before the store it reads shuts down)."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify_all()
+            worker = self._worker
+        if worker is not None:
+            worker.join(timeout=5)
 
     def service_map(self, start_ns: int, end_ns: int) -> ServiceMap:
         """Hops of the traces that overlap [start_ns, end_ns], the most recent first.
@@ -151,12 +176,15 @@ class ServiceMapper:
         with self._lock:
             summaries = dict(self._summaries)
         fresh: dict[str, tuple[tuple[int, int], tuple[HopSample, ...]]] = {}
-        settled_before = time.time_ns() - KEEP_AFTER_NS
+        settled_before = time.time_ns() - self._keep_after_ns
+        deadline = time.perf_counter() + self._time_budget_s
+        pending: list[TraceSummary] = []
         for summary in in_window:
             key = (summary.span_count, summary.last_arrival_unix_nano)
             kept = summaries.get(summary.trace_id)
             if kept is None or kept[0] != key:
-                if budget[0] <= 0:
+                if budget[0] <= 0 or time.perf_counter() > deadline:
+                    pending.append(summary)
                     continue
                 kept = (key, self._summarise(summary, budget))
                 if summary.last_arrival_unix_nano < settled_before:
@@ -168,9 +196,42 @@ class ServiceMapper:
             if len(self._summaries) > 2 * self._max_traces:  # forget what left every window
                 listed_ids = {s.trace_id for s in listed}
                 self._summaries = {k: v for k, v in self._summaries.items() if k in listed_ids}
+        if pending:
+            self._queue(pending)
         links = aggregate(samples)
-        truncated = added < len(in_window) or len(listed) >= self._max_traces
-        return ServiceMap(links, call_depths(links), added, truncated)
+        truncated = len(listed) >= self._max_traces
+        return ServiceMap(links, call_depths(links), added, truncated, len(pending))
+
+    def _queue(self, summaries: list[TraceSummary]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            for summary in summaries:
+                if len(self._backlog) < 2 * self._max_traces:
+                    self._backlog[summary.trace_id] = summary
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="tracebaton-service-map", daemon=True)
+                self._worker.start()
+            self._wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._backlog and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                summary = self._backlog.pop(next(iter(self._backlog)))
+            if summary.last_arrival_unix_nano >= time.time_ns() - self._keep_after_ns:
+                continue  # not settled: the next map request summarises it again anyway
+            try:
+                samples = self._summarise(summary, [MAP_MAX_SPANS])
+            except Exception as error:  # a background helper: the next request tries again
+                log.warning("service map: summarising trace %s failed: %s", summary.trace_id, error)
+                continue
+            with self._lock:
+                self._summaries[summary.trace_id] = (
+                    (summary.span_count, summary.last_arrival_unix_nano), samples)
 
     def _summarise(self, summary: TraceSummary, budget: list[int]) -> tuple[HopSample, ...]:
         trace_id = summary.trace_id
