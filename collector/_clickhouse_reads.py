@@ -16,8 +16,8 @@ import orjson
 
 from ._addresses import served_at
 from ._anyvalue import PRESENT
-from ._clickhouse_rows import float_string
 from ._clickhouse_schema import Tables
+from ._clickhouse_values import float_string
 from ._model import (
     Attributes,
     AttributeValue,

@@ -3,11 +3,7 @@ Collector's `clickhouse` exporter maps them (`exporter_traces.go`, `pushTraceDat
 tracebaton writes and rows the Collector writes read the same:
 
 - ids: lower-case hex, `''` for an empty (all-zero) id, so a root has `ParentSpanId = ''`;
-- `SpanKind` is `ptrace.SpanKind.String()` (`Server`, …), `StatusCode` is
-  `ptrace.StatusCode.String()` (`Unset`, `Ok`, `Error`);
-- every attribute value is `pcommon.Value.AsString()`: strings as they are, bools
-  `true`/`false`, ints in decimal, doubles as ES6 number text (`2.0` -> `2`), bytes in base64,
-  arrays and maps as Go's `encoding/json` writes them (sorted keys, HTML characters escaped);
+- kinds, status codes and attribute values as the exporter's text (`_clickhouse_values`);
 - `Timestamp` is the start, `Duration` is end - start in ns (uint64, wrapping as Go's does),
   `ServiceName` the resource's `service.name`, events and links as Nested arrays.
 
@@ -18,125 +14,25 @@ attribute of a request is decoded once, from the bytes the exporter sent.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import decimal
 import itertools
-import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from ._clickhouse_values import as_string, attribute_items, kind_string, status_string
 from ._column_messages import AttributeRequest, AttributeSpan
 from ._columns import SpanBatch, span_batch
 from ._model import IngestResult
 
-SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
-"""`ptrace.SpanKind.String()` by OTLP enum value."""
-STATUS_CODES = ("Unset", "Ok", "Error")
-"""`ptrace.StatusCode.String()` by OTLP enum value."""
-
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
-
-
-def kind_string(kind: int) -> str:
-    # pdata prints an unknown enum value as its number
-    return SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else str(kind)
-
-
-def status_string(code: int) -> str:
-    return STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else str(code)
-
-
-def float_string(value: float) -> str:
-    """pcommon's `float64AsString`: Go's encoding/json number text (ES6 number to string)."""
-    if math.isinf(value) or math.isnan(value):
-        return "json: unsupported value: " + ("NaN" if math.isnan(value) else "+Inf" if value > 0 else "-Inf")
-    magnitude = abs(value)
-    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
-        text = repr(value)  # shortest digits, e-notation in this range, as Go's 'e' with -1
-        mantissa, _, exponent = text.partition("e")
-        sign, digits = exponent[0], exponent[1:].lstrip("0") or "0"
-        return f"{mantissa}e{sign}{digits.zfill(2) if sign == '+' else digits}"
-    # shortest digits that round-trip, written without an exponent (Go's 'f' with -1)
-    return format(decimal.Decimal(repr(value)).normalize(), "f")
-
-
-# Go's encoding/json escapes these inside strings (HTMLEscape, and the JS line separators)
-_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029",
-               '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def _json_string(text: str) -> str:
-    out = ['"']
-    for char in text:
-        escaped = _GO_ESCAPES.get(char)
-        if escaped is not None:
-            out.append(escaped)
-        elif char < " ":
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
-def _json(value: AnyValue) -> str:
-    """`json.Marshal(value.AsRaw())` as Go writes it."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return _json_string(value.string_value)
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "double_value":
-        return float_string(value.double_value)
-    if which == "bytes_value":
-        return '"' + base64.b64encode(value.bytes_value).decode() + '"'
-    if which == "array_value":
-        return "[" + ",".join(_json(v) for v in value.array_value.values) + "]"
-    if which == "kvlist_value":
-        # a Go map: one entry per key (the last wins), keys sorted by their bytes
-        entries = {kv.key: kv.value for kv in value.kvlist_value.values}
-        return "{" + ",".join(f"{_json_string(k)}:{_json(entries[k])}"
-                              for k in sorted(entries, key=lambda k: k.encode())) + "}"
-    return "null"
-
-
-def as_string(value: AnyValue) -> str:
-    """`pcommon.Value.AsString()`."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "double_value":
-        return float_string(value.double_value)
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    if which in ("array_value", "kvlist_value"):
-        return _json(value)
-    return ""
-
-
-def attribute_items(key_values: Iterable[KeyValue]) -> list[tuple[str, str]]:
-    """`internal.AttributesToMap`: each key once (the last value wins, as a map keeps it)."""
-    items: dict[str, str] = {}
-    for kv in key_values:
-        value = kv.value
-        which = value.WhichOneof("value")
-        items[kv.key] = value.string_value if which == "string_value" else as_string(value)
-    return list(items.items())
 
 
 def _hex_or_empty(raw: bytes, zero: bytes) -> str:
