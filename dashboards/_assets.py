@@ -13,7 +13,7 @@ ASSET_TYPES = {
 }
 """Every file the dashboard serves, by suffix; nothing else under static/ is served."""
 
-PAGE_PATHS = ("/", "/flows", "/flows/{key}", "/traces", "/traces/{key}", "/compare")
+PAGE_PATHS = ("/", "/flows", "/flows/{key}", "/traces", "/traces/{key}", "/compare", "/map")
 """Paths that answer with the page shell (`index.html`)."""
 
 

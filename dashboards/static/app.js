@@ -3,6 +3,9 @@
 
 import { renderComparePage } from "./compare.js";
 import { renderFlowPage } from "./flow.js";
+import { jaegerLink } from "./jaeger.js";
+import { listKeys, setPageKeys } from "./keys.js";
+import { renderMapPage } from "./map.js";
 import { api, formatDuration, formatWhen, globToRegExp, h, isoTime, navigate, showError, verdictBadge } from "./util.js";
 
 // ---- router -------------------------------------------------------------------------------
@@ -11,6 +14,7 @@ let pageCleanup = null;
 
 function route() {
   if (pageCleanup) { pageCleanup(); pageCleanup = null; }
+  setPageKeys(null);
   const root = document.getElementById("app");
   const path = decodeURIComponent(location.pathname);
   const parts = path.split("/").filter(Boolean);
@@ -25,6 +29,8 @@ function route() {
     renderTracesPage(root);
   } else if (parts[0] === "traces" && parts.length === 2) {
     renderFlowPage(root, parts[1], { recorded: false });
+  } else if (parts[0] === "map" && parts.length === 1) {
+    pageCleanup = renderMapPage(root);
   } else if (parts[0] === "compare" && parts.length === 1) {
     renderComparePage(root);
   } else {
@@ -71,6 +77,7 @@ function renderFlowsPage(root) {
     body);
   const status = h("p", { class: "muted", id: "runs-status" }, "Loading runs…");
   root.replaceChildren(h("h1", {}, "Flows"), form, status, table);
+  setPageKeys(listKeys(body, "flow"));
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -91,7 +98,7 @@ function renderFlowsPage(root) {
       h("td", { class: "divergence" }, run.first_divergence || ""),
       h("td", { class: "mono" }, run.test_id || ""),
       h("td", { class: "mono" }, run.session_id || ""),
-      h("td", { class: "mono" }, run.trace_id ? run.trace_id.slice(0, 12) + "…" : "–"),
+      h("td", { class: "mono" }, run.trace_id ? [run.trace_id.slice(0, 12) + "…", " ", jaegerLink(run.trace_id)] : "–"),
       h("td", { title: isoTime(run.recorded_unix_nano) }, formatWhen(run.recorded_unix_nano)),
       h("td", {}, run.waited_ms === null || run.waited_ms === undefined ? "–" : `${run.waited_ms} ms`));
     row.addEventListener("click", (event) => { if (!event.target.closest("a")) navigate(href); });
@@ -173,6 +180,7 @@ function renderTracesPage(root) {
     body);
   const status = h("p", { class: "muted", id: "traces-status" }, "Searching…");
   root.replaceChildren(h("h1", {}, "Traces"), form, status, table);
+  setPageKeys(listKeys(body, "trace"));
 
   function query() {
     const data = new FormData(form);
@@ -195,7 +203,7 @@ function renderTracesPage(root) {
       body.replaceChildren(...data.traces.map((t) => {
         const href = `/traces/${encodeURIComponent(t.trace_id)}`;
         const row = h("tr", { dataset: { traceId: t.trace_id } },
-          h("td", { class: "mono" }, h("a", { href }, t.trace_id)),
+          h("td", { class: "mono" }, h("a", { href }, t.trace_id), " ", jaegerLink(t.trace_id)),
           h("td", {}, h("b", {}, t.root_service || "?"), " ", t.root_name || ""),
           h("td", {}, t.services.join(", ")),
           h("td", {}, t.span_count),

@@ -3,6 +3,8 @@
 // and the details of a span on click. Text from spans only ever goes through textContent.
 
 import { compareWith, snapshotComparison } from "./compare.js";
+import { jaegerLink } from "./jaeger.js";
+import { flowKeys, setPageKeys } from "./keys.js";
 import { api, formatDuration, formatWhen, h, isoTime, navigate, nsBetween, s, serviceColor, showError, verdictBadge } from "./util.js";
 
 const FOLDED = / http (send|receive)$/;
@@ -40,6 +42,12 @@ export async function renderFlowPage(root, key, { recorded }) {
   // Selected, not scrolled to: the page opens at its top, the verdict in view.
   if (first) model.highlightHop(first, { scroll: false });
   fitLabels(document.getElementById("sequence"));
+  model.closeDetails = () => {
+    model.selected = null;
+    for (const el of [...model.rows.values(), ...model.hopEls.values()]) el.classList.remove("selected");
+    details.replaceChildren(h("p", { class: "muted" }, "Details closed: j/k or a click opens a span's."));
+  };
+  setPageKeys(flowKeys(model));
   // For benchmarks and tests: when the page is drawn and takes clicks.
   performance.mark("tracebaton:flow-rendered");
   document.documentElement.dataset.rendered = key;
@@ -74,7 +82,7 @@ function header(view, recorded) {
   const traceId = result.trace_id;
   const title = recorded ? (run ? run.name : result.name) : `Trace ${traceId}`;
   const meta = [];
-  if (traceId) meta.push(h("span", {}, "trace ", h("a", { class: "mono", href: `/traces/${traceId}` }, traceId)));
+  if (traceId) meta.push(h("span", {}, "trace ", h("a", { class: "mono", href: `/traces/${traceId}` }, traceId), " ", jaegerLink(traceId)));
   if (result.trace_ids.length > 1) meta.push(h("span", {}, `${result.trace_ids.length} traces in the flow`));
   meta.push(h("span", {}, `${view.spans.length} spans${view.truncated ? " (cut: too many to show)" : ""}`));
   if (run) {
