@@ -4,6 +4,7 @@
 // `tracebaton diff`): this file draws its rows, it never compares anything itself.
 
 import { api, formatWhen, h, navigate, s, showError } from "./util.js";
+import { jaegerLink } from "./jaeger.js";
 
 const MARKS = { " ": "same", "!": "changed", "-": "removed", "+": "added" };
 
@@ -188,8 +189,8 @@ export async function renderComparePage(root) {
       h("div", { class: data.same ? "passed-note" : "failure", id: "compare-verdict" },
         h("div", { class: "first" }, data.same ? "The two flows have the same hops." : diff.first_change),
         h("div", { class: "meta" },
-          h("span", {}, "A ", h("a", { class: "mono", href: `/traces/${data.a}` }, data.a)),
-          h("span", {}, "B ", h("a", { class: "mono", href: `/traces/${data.b}` }, data.b)),
+          h("span", {}, "A ", h("a", { class: "mono", href: `/traces/${data.a}` }, data.a), " ", jaegerLink(data.a)),
+          h("span", {}, "B ", h("a", { class: "mono", href: `/traces/${data.b}` }, data.b), " ", jaegerLink(data.b)),
           data.same ? null : h("span", {}, `${diff.changed_hops} hop${diff.changed_hops === 1 ? "" : "s"} changed`))),
       h("h2", {}, "Hops"),
       diffDiagrams(diff, { before: `A ${data.a.slice(0, 12)}…`, after: `B ${data.b.slice(0, 12)}…` }),

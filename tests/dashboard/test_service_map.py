@@ -113,6 +113,10 @@ def test_every_trace_link_offers_jaeger(api: str, page: Page, shop: dict[str, An
     header = page.locator(".meta a.jaeger-link")
     header.wait_for(state="visible")
     assert header.get_attribute("href") == f"{JAEGER}/trace/{trace_id}"
+    other = shop["trace_ids"][1]
+    page.goto(f"{api}/compare?a={trace_id}&b={other}")
+    page.locator(f'a.jaeger-link[href="{JAEGER}/trace/{other}"]').wait_for(state="visible")
+    assert page.locator(f'a.jaeger-link[href="{JAEGER}/trace/{trace_id}"]').count() == 1
 
 
 def test_keys_move_through_the_traces_list_and_enter_opens(api: str, page: Page, shop: dict[str, Any]) -> None:
