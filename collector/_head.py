@@ -25,6 +25,9 @@ class HeldBatch:
     links: pa.Table | None
     resources: dict[int, tuple[str, bytes]]
     scopes: dict[int, bytes]
+    trace_ids: frozenset[bytes]
+    """Of the spans (and the traces they link into): a trace's lookup skips the batches
+    without it."""
 
     @staticmethod
     def of(batch: SpanBatch, arrival_ns: int) -> HeldBatch:
@@ -32,7 +35,7 @@ class HeldBatch:
             return table.append_column(
                 "arrival_ns", pa.repeat(pa.scalar(arrival_ns, pa.int64()), table.num_rows))
         return HeldBatch(stamped(batch.spans), None if batch.links is None else stamped(batch.links),
-                         batch.resources, batch.scopes)
+                         batch.resources, batch.scopes, batch.trace_ids)
 
 
 @dataclass(frozen=True)
