@@ -37,6 +37,11 @@ file takes ~10 ms, so 10,000 new traces take minutes, not a request)."""
 KEEP_AFTER_NS = 5 * 10**9
 """A trace's summary is kept once nothing arrived for it this long: before, a linked
 producer trace or the trace a broken call went on in may still come, and change its hops."""
+FULL_LISTING_S = 30.0
+"""How often a map lists every trace of its window again rather than only the new arrivals."""
+LISTING_OVERLAP_NS = 2 * 10**9
+"""An arrivals-only listing reaches this far before the last one, so a span stamped just
+before it and acknowledged just after is not missed."""
 ARRIVAL_SLACK_NS = 60 * 10**9
 """Traces are preselected by arrival time; a service's clock may run this far ahead."""
 
@@ -50,6 +55,27 @@ class HopSample:
     asynchronous: bool
     duration_ns: int
     error: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HopGroup:
+    """The hops of one trace between one caller and callee: what a trace's summary keeps, so
+    a map adds up a few groups a trace rather than every hop."""
+
+    caller: str
+    callee: str
+    asynchronous: bool
+    errors: int
+    durations_ns: tuple[int, ...]
+
+
+def group_hops(samples: Iterable[HopSample]) -> tuple[HopGroup, ...]:
+    grouped: dict[tuple[str, str, bool], list[HopSample]] = {}
+    for sample in samples:
+        grouped.setdefault((sample.caller, sample.callee, sample.asynchronous), []).append(sample)
+    return tuple(HopGroup(caller, callee, asynchronous, sum(s.error for s in group),
+                          tuple(s.duration_ns for s in group))
+                 for (caller, callee, asynchronous), group in grouped.items())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,15 +126,18 @@ def _quantile(sorted_values: list[int], q: float) -> int:
     return sorted_values[min(len(sorted_values), rank) - 1]
 
 
-def aggregate(samples: Iterable[HopSample]) -> tuple[ServiceLink, ...]:
-    grouped: dict[tuple[str, str, bool], list[HopSample]] = {}
-    for sample in samples:
-        grouped.setdefault((sample.caller, sample.callee, sample.asynchronous), []).append(sample)
+def aggregate(groups: Iterable[HopGroup]) -> tuple[ServiceLink, ...]:
+    durations: dict[tuple[str, str, bool], list[int]] = {}
+    errors: dict[tuple[str, str, bool], int] = {}
+    for group in groups:
+        key = (group.caller, group.callee, group.asynchronous)
+        durations.setdefault(key, []).extend(group.durations_ns)
+        errors[key] = errors.get(key, 0) + group.errors
     links = []
-    for (caller, callee, asynchronous), group in sorted(grouped.items()):
-        durations = sorted(s.duration_ns for s in group)
-        links.append(ServiceLink(caller, callee, asynchronous, len(group), sum(s.error for s in group),
-                                 _quantile(durations, 0.5), _quantile(durations, 0.99)))
+    for key, taken in sorted(durations.items()):
+        taken.sort()
+        p50, p99 = _quantile(taken, 0.5), _quantile(taken, 0.99)
+        links.append(ServiceLink(*key, len(taken), errors[key], p50, p99))
     return tuple(links)
 
 
@@ -145,7 +174,11 @@ class ServiceMapper:
         self._max_traces = max_traces
         self._time_budget_s = time_budget_s
         self._lock = threading.Lock()
-        self._summaries: dict[str, tuple[tuple[int, int], tuple[HopSample, ...]]] = {}
+        self._summaries: dict[str, tuple[tuple[int, int], tuple[HopGroup, ...]]] = {}
+        self._listed: dict[str, TraceSummary] = {}
+        self._listed_since = 0
+        self._listed_at = 0
+        self._full_listing_at = -math.inf
         self._backlog: dict[str, TraceSummary] = {}
         self._wake = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
@@ -166,16 +199,14 @@ class ServiceMapper:
         Each trace's hops are found by the flow engine on that trace together with the traces
         its spans link to (so a consumer's async hop from its producer counts), and a hop
         counts in the trace of its callee span (of its caller span when it has none)."""
-        listed = self._store.traces(
-            TraceQuery(since_unix_nano=max(0, start_ns - ARRIVAL_SLACK_NS), limit=self._max_traces)
-        )
+        listed = self._listing(max(0, start_ns - ARRIVAL_SLACK_NS))
         in_window = [s for s in listed if s.end_unix_nano >= start_ns and s.start_unix_nano <= end_ns]
-        samples: list[HopSample] = []
+        groups: list[HopGroup] = []
         budget = [MAP_MAX_SPANS]
         added = 0
         with self._lock:
             summaries = dict(self._summaries)
-        fresh: dict[str, tuple[tuple[int, int], tuple[HopSample, ...]]] = {}
+        fresh: dict[str, tuple[tuple[int, int], tuple[HopGroup, ...]]] = {}
         settled_before = time.time_ns() - self._keep_after_ns
         deadline = time.perf_counter() + self._time_budget_s
         pending: list[TraceSummary] = []
@@ -186,10 +217,10 @@ class ServiceMapper:
                 if budget[0] <= 0 or time.perf_counter() > deadline:
                     pending.append(summary)
                     continue
-                kept = (key, self._summarise(summary, budget))
+                kept = (key, group_hops(self._summarise(summary, budget)))
                 if summary.last_arrival_unix_nano < settled_before:
                     fresh[summary.trace_id] = kept
-            samples.extend(kept[1])
+            groups.extend(kept[1])
             added += 1
         with self._lock:
             self._summaries.update(fresh)
@@ -198,9 +229,36 @@ class ServiceMapper:
                 self._summaries = {k: v for k, v in self._summaries.items() if k in listed_ids}
         if pending:
             self._queue(pending)
-        links = aggregate(samples)
+        links = aggregate(groups)
         truncated = len(listed) >= self._max_traces
         return ServiceMap(links, call_depths(links), added, truncated, len(pending))
+
+    def _listing(self, since_ns: int) -> list[TraceSummary]:
+        """The store's traces with a span that arrived since `since_ns`, the most recent first.
+
+        Listing 10,000 traces takes the store most of a second; so between full listings
+        (every FULL_LISTING_S, and whenever a window reaches further back) only the traces
+        with new arrivals are listed and merged into the last listing. A trace that retention
+        pruned in between stays on the map until the next full listing."""
+        now_ns = time.time_ns()
+        with self._lock:
+            listed, listed_since, listed_at = self._listed, self._listed_since, self._listed_at
+            full = since_ns < listed_since or time.monotonic() - self._full_listing_at > FULL_LISTING_S
+        if full:
+            listed = {s.trace_id: s for s in self._store.traces(
+                TraceQuery(since_unix_nano=since_ns, limit=self._max_traces))}
+            listed_since = since_ns
+        else:
+            listed = dict(listed)
+            listed.update((s.trace_id, s) for s in self._store.traces(
+                TraceQuery(since_unix_nano=max(0, listed_at - LISTING_OVERLAP_NS), limit=self._max_traces)))
+        with self._lock:
+            self._listed, self._listed_since, self._listed_at = listed, listed_since, now_ns
+            if full:
+                self._full_listing_at = time.monotonic()
+        recent = [s for s in listed.values() if s.last_arrival_unix_nano >= since_ns]
+        recent.sort(key=lambda s: (s.last_arrival_unix_nano, s.trace_id), reverse=True)
+        return recent[:self._max_traces]
 
     def _queue(self, summaries: list[TraceSummary]) -> None:
         with self._lock:
@@ -231,7 +289,7 @@ class ServiceMapper:
                 continue
             with self._lock:
                 self._summaries[summary.trace_id] = (
-                    (summary.span_count, summary.last_arrival_unix_nano), samples)
+                    (summary.span_count, summary.last_arrival_unix_nano), group_hops(samples))
 
     def _summarise(self, summary: TraceSummary, budget: list[int]) -> tuple[HopSample, ...]:
         trace_id = summary.trace_id
