@@ -5,9 +5,10 @@
 Both stores are loaded through `ingest` (tracebaton's own receivers' path) with the same
 requests (tests/support/otlp_workload.py: 512 spans a request, traces of 20). Reported:
 
-- write rate (spans/s) and, for ClickHouse, where a request's time goes: stringifying to the
-  exporter's rows (`row_batch`: AsString()), building the Arrow table, the INSERT with
-  tracebaton's materialized views and without (a bare copy of otel_traces);
+- write rate (spans/s) and, for ClickHouse, where a request's time goes: building the
+  exporter's rows as Arrow columns (`row_batch`: AsString() values), joining a group's
+  batches into one table, the INSERT with tracebaton's materialized views and without (a bare
+  copy of otel_traces);
 - `trace(id)` p50/p99 over random stored traces (target p50 <= 20 ms on ClickHouse);
 - `traces()` by service and by attribute, p50/p99;
 - verdict latency of an existential spec after the flow's last span, for spans tracebaton's
@@ -152,8 +153,8 @@ def clickhouse_breakdown(store: Any, bodies: list[bytes], flows: int) -> None:
     started = time.perf_counter()
     client.insert_arrow("bench_bare", table, database=t.database)
     bare = time.perf_counter() - started
-    print(f"clickhouse writer, per {spans:,} spans: AsString rows {stringify:.2f} s "
-          f"({spans / stringify:,.0f}/s), Arrow {arrow:.2f} s, "
+    print(f"clickhouse writer, per {spans:,} spans: rows as Arrow columns {stringify:.2f} s "
+          f"({spans / stringify:,.0f}/s), joined into one table {arrow:.2f} s, "
           f"INSERT with tracebaton's views {with_views:.2f} s, "
           f"without {bare:.2f} s ({spans / (stringify + arrow + with_views):,.0f} spans/s end to end "
           "on one thread)", flush=True)
