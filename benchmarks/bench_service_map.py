@@ -1,6 +1,6 @@
 """Service map latency over 10,000 traces: `GET /api/service-map`, cold and warm.
 
-    python benchmarks/bench_service_map.py [--traces 10000] [--cold 3] [--warm 20]
+    python benchmarks/bench_service_map.py [--traces 10000] [--cold 1] [--warm 30]
 
 Ingests the reference workload (tests/support/otlp_workload.py: requests of 512 spans over
 four services, traces of 20) through the real OTLP/HTTP receiver into a file-backed store,
@@ -58,8 +58,8 @@ def report(label: str, samples: list[float]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--traces", type=int, default=10_000)
-    parser.add_argument("--cold", type=int, default=3)
-    parser.add_argument("--warm", type=int, default=20)
+    parser.add_argument("--cold", type=int, default=1)
+    parser.add_argument("--warm", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "store.duckdb"
