@@ -179,6 +179,7 @@ class ServiceMapper:
         self._listed_since = 0
         self._listed_at = 0
         self._full_listing_at = -math.inf
+        self._relist_due = False
         self._backlog: dict[str, TraceSummary] = {}
         self._wake = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
@@ -236,14 +237,17 @@ class ServiceMapper:
     def _listing(self, since_ns: int) -> list[TraceSummary]:
         """The store's traces with a span that arrived since `since_ns`, the most recent first.
 
-        Listing 10,000 traces takes the store most of a second; so between full listings
-        (every FULL_LISTING_S, and whenever a window reaches further back) only the traces
-        with new arrivals are listed and merged into the last listing. A trace that retention
-        pruned in between stays on the map until the next full listing."""
+        Listing 10,000 traces takes the store most of a second; so a request lists every
+        trace only when it has no listing reaching back far enough, else only the traces with
+        new arrivals, merged into the last listing; every FULL_LISTING_S the background lists
+        everything again, so a trace that retention pruned leaves the map by then."""
         now_ns = time.time_ns()
         with self._lock:
             listed, listed_since, listed_at = self._listed, self._listed_since, self._listed_at
-            full = since_ns < listed_since or time.monotonic() - self._full_listing_at > FULL_LISTING_S
+            full = not listed or since_ns < listed_since
+            stale = time.monotonic() - self._full_listing_at > FULL_LISTING_S
+        if not full and stale:
+            self._ask_relist()
         if full:
             listed = {s.trace_id: s for s in self._store.traces(
                 TraceQuery(since_unix_nano=since_ns, limit=self._max_traces))}
@@ -262,24 +266,52 @@ class ServiceMapper:
 
     def _queue(self, summaries: list[TraceSummary]) -> None:
         with self._lock:
-            if self._closed:
-                return
             for summary in summaries:
                 if len(self._backlog) < 2 * self._max_traces:
                     self._backlog[summary.trace_id] = summary
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="tracebaton-service-map", daemon=True)
-                self._worker.start()
-            self._wake.notify()
+            self._start_worker()
+
+    def _ask_relist(self) -> None:
+        with self._lock:
+            self._relist_due = True
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        """With the lock held."""
+        if self._closed:
+            return
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="tracebaton-service-map", daemon=True)
+            self._worker.start()
+        self._wake.notify()
+
+    def _relist(self) -> None:
+        with self._lock:
+            since_ns, self._relist_due = self._listed_since, False
+        started_ns = time.time_ns()
+        listed = {s.trace_id: s for s in self._store.traces(
+            TraceQuery(since_unix_nano=since_ns, limit=self._max_traces))}
+        with self._lock:
+            if self._listed_since == since_ns:  # no request listed further back meanwhile
+                self._listed, self._full_listing_at = listed, time.monotonic()
+                # what requests merged in while this listed is gone: the next one lists it again
+                self._listed_at = min(self._listed_at, started_ns)
 
     def _work(self) -> None:
         while True:
             with self._lock:
-                while not self._backlog and not self._closed:
+                while not self._backlog and not self._relist_due and not self._closed:
                     self._wake.wait()
                 if self._closed:
                     return
-                summary = self._backlog.pop(next(iter(self._backlog)))
+                relist = self._relist_due
+                summary = None if relist else self._backlog.pop(next(iter(self._backlog)))
+            if summary is None:
+                try:
+                    self._relist()
+                except Exception as error:  # a background helper: the next request tries again
+                    log.warning("service map: listing the traces failed: %s", error)
+                continue
             if summary.last_arrival_unix_nano >= time.time_ns() - self._keep_after_ns:
                 continue  # not settled: the next map request summarises it again anyway
             try:
