@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_verdict.py
 	$(BIN)/python benchmarks/bench_dashboard.py
+	$(BIN)/python benchmarks/bench_service_map.py
 
 # The wheel in a clean virtual environment, imported from outside the repository.
 wheel-check: install
