@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from conftest import SUPPORT, RunningServer
 from test_pytest_plugin import error_lines, normalized
 
@@ -152,6 +154,61 @@ def test_a_changed_flow_fails_naming_the_first_changed_hop_until_it_is_accepted(
     accepted.assert_outcomes(passed=1, deselected=3)
     accepted.stdout.fnmatch_lines(["tracebaton: snapshots: 1 written (0 new, 1 updated)"])
     assert "cart -> inventory:\n" in (folder(pytester) / "test_checkout.flow.yaml").read_text()
+    run(pytester, "-k", "test_checkout").assert_outcomes(passed=1, deselected=3)
+
+
+def edit_hop(steps: list[Any], hop: str, **props: Any) -> bool:
+    """Set `props` on `hop` wherever the snapshot's steps (and their calls) hold it."""
+    found = False
+    for index, step in enumerate(steps):
+        if isinstance(step, dict) and "any order" in step:
+            found |= edit_hop(step["any order"], hop, **props)
+            continue
+        name, have = (step, {}) if isinstance(step, str) else next(iter(step.items()))
+        if name == hop:
+            steps[index] = {name: {**(have or {}), **props}}
+            found = True
+        elif have and "calls" in have:
+            found |= edit_hop(have["calls"], hop, **props)
+    return found
+
+
+def hop_props(steps: list[Any], hop: str) -> dict[str, Any] | None:
+    for step in steps:
+        if isinstance(step, dict) and "any order" in step:
+            if (inner := hop_props(step["any order"], hop)) is not None:
+                return inner
+            continue
+        name, have = (step, {}) if isinstance(step, str) else next(iter(step.items()))
+        if name == hop:
+            return dict(have or {})
+        if have and "calls" in have and (inner := hop_props(have["calls"], hop)) is not None:
+            return inner
+    return None
+
+
+def test_tolerances_edited_into_the_file_hold_and_survive_an_update_unless_contradicted(
+    recorded: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = folder(pytester) / "test_checkout.flow.yaml"
+    data = yaml.safe_load(file.read_text())
+    hops = data["snapshot"]["hops"]
+    assert edit_hop(hops, "cart -> inventory", times="1..2")  # a retry is fine
+    assert edit_hop(hops, "orders ~> email", optional=True)
+    assert edit_hop(hops, "frontend -> auth", times="2..3")  # every run contradicts this one
+    file.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("SCENARIO", "retry")
+    outcome = run(pytester, "-k", "test_checkout")
+    outcome.assert_outcomes(failed=1, deselected=3)
+    lines = error_lines(outcome)
+    assert "!   frontend -> auth  times: was 2..3, now 1" in lines, lines
+    assert "!     cart -> inventory  status: was ok, now 503 and ok" in lines, "two calls are within 1..2"
+    accepted = run(pytester, "-k", "test_checkout", "--tracebaton-update")
+    accepted.stdout.fnmatch_lines(["tracebaton: snapshots: 1 written (0 new, 1 updated)"])
+    kept = yaml.safe_load(file.read_text())["snapshot"]["hops"]
+    assert hop_props(kept, "cart -> inventory")["times"] == "1..2"  # type: ignore[index]
+    assert hop_props(kept, "orders ~> email")["optional"] is True  # type: ignore[index]
+    assert "times" not in hop_props(kept, "frontend -> auth")  # type: ignore[operator]
     run(pytester, "-k", "test_checkout").assert_outcomes(passed=1, deselected=3)
 
 
