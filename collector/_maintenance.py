@@ -13,6 +13,8 @@ from typing import Protocol
 
 import duckdb
 
+from ._schema import only_row
+
 log = logging.getLogger("tracebaton.collector")
 
 _PRUNE_ATTEMPTS = 3
@@ -174,14 +176,14 @@ class Maintenance:
         if self._max_age_ns:
             cutoff = time.time_ns() - self._max_age_ns
         if self._max_spans:
-            row = self._connection.execute("SELECT count(*) FROM spans").fetchone()
+            row = only_row(self._connection.execute("SELECT count(*) FROM spans"))
             if row is not None and int(row[0]) > self._max_spans:
                 # One commit is one arrival time, so this may prune a few more than needed:
                 # the bound is kept, never exceeded by a partly pruned commit.
-                row = self._connection.execute(
+                row = only_row(self._connection.execute(
                     "SELECT arrival_ns FROM spans ORDER BY arrival_ns DESC LIMIT 1 OFFSET ?",
                     [self._max_spans],
-                ).fetchone()
+                ))
                 if row is not None:
                     cutoff = max(cutoff or 0, int(row[0]) + 1)
         return cutoff
@@ -224,7 +226,7 @@ class Maintenance:
                 self._last_sweep = time.monotonic()
                 swept = self._sweep_references()
             if log.isEnabledFor(logging.INFO):
-                row = self._connection.execute("SELECT count(*) FROM spans").fetchone()
+                row = only_row(self._connection.execute("SELECT count(*) FROM spans"))
                 log.info("retention: pruned %d spans (arrived before %d) in %.0f ms, longest commit "
                          "%.0f ms; %d spans stored, %d traces pinned; %d resources and scopes unreferenced",
                          deleted, cutoff, elapsed * 1000, self._pass_commit_s * 1000,
@@ -233,10 +235,10 @@ class Maintenance:
 
     def _step_cutoff(self, cutoff: int) -> int:
         """The cutoff of the next step: about `_step_rows` of the oldest spans, whole commits."""
-        row = self._connection.execute(
+        row = only_row(self._connection.execute(
             "SELECT arrival_ns FROM spans WHERE arrival_ns < ? ORDER BY arrival_ns LIMIT 1 OFFSET ?",
             [cutoff, self._step_rows],
-        ).fetchone()
+        ))
         return cutoff if row is None else min(cutoff, int(row[0]) + 1)
 
     def _delete_before(self, cutoff: int, *, hold_pins: bool) -> int | None:
@@ -251,10 +253,10 @@ class Maintenance:
         spared = list(pinned)
         connection.execute("BEGIN")
         try:
-            row = connection.execute(
+            row = only_row(connection.execute(
                 "DELETE FROM spans WHERE arrival_ns < ? AND NOT list_contains(?::BLOB[], trace_id)",
                 [cutoff, spared],
-            ).fetchone()
+            ))
             deleted = int(row[0]) if row else 0
             connection.execute(
                 "DELETE FROM span_links WHERE arrival_ns < ? AND NOT list_contains(?::BLOB[], trace_id)",
@@ -291,10 +293,10 @@ class Maintenance:
     def _has_spans_before(self, trace_ids: frozenset[bytes], cutoff: int) -> bool:
         if not trace_ids:
             return False
-        row = self._probe.execute(
+        row = only_row(self._probe.execute(
             "SELECT count(*) FROM spans WHERE list_contains(?::BLOB[], trace_id) AND arrival_ns < ?",
             [list(trace_ids), cutoff],
-        ).fetchone()
+        ))
         return bool(row and row[0])
 
     def _sweep_references(self) -> int:

@@ -34,6 +34,7 @@ from ._model import (
     TraceQuery,
     TraceSummary,
 )
+from ._schema import only_row
 
 _SPAN_SELECT = (
     "SELECT s.trace_id, s.span_id, s.parent_span_id, s.service, s.resource_id, s.scope_id, "
@@ -185,9 +186,9 @@ class SpanReader:
         # snapshot for both steps, so the row ids cannot move in between.
         connection.execute("BEGIN TRANSACTION")
         try:
-            low, high, count = connection.execute(
+            low, high, count = only_row(connection.execute(
                 "SELECT min(rowid), max(rowid), count(*) FROM spans WHERE trace_id = ?", [key]
-            ).fetchone() or (None, None, 0)
+            )) or (None, None, 0)
             if not count:
                 rows: list[tuple[Any, ...]] = []
             elif high - low < 4 * count + 8192:
@@ -252,7 +253,7 @@ class SpanReader:
     def span_count(self) -> int:
         """Rows in the file and the head (a span the flush is moving counts in both)."""
         head = self._take_head()
-        row = self._connection.execute("SELECT count(*) FROM spans").fetchone()
+        row = only_row(self._connection.execute("SELECT count(*) FROM spans"))
         return (int(row[0]) if row else 0) + (head.spans.num_rows if head and head.spans else 0)
 
     def _attribute_matches(self, condition: str, params: list[Any], query: TraceQuery,
@@ -263,8 +264,8 @@ class SpanReader:
         arrival order, so windows of arrival time, newest first and doubling, let DuckDB skip
         whole row groups: a search that the newest window satisfies never reads the rest.
         """
-        bounds = self._connection.execute(
-            f"{with_head} SELECT min(arrival_ns), max(arrival_ns) FROM spans").fetchone()
+        bounds = only_row(self._connection.execute(
+            f"{with_head} SELECT min(arrival_ns), max(arrival_ns) FROM spans"))
         if bounds is None or bounds[0] is None:
             return []
         oldest, newest = int(bounds[0]), int(bounds[1])

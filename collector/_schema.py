@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import duckdb
 
 from tracebaton import ConfigurationError
+
+
+def only_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of a query's result, the result read to its end.
+
+    DuckDB keeps a result that was not read to the end open on its connection and refuses
+    `register()` there until it is: a later read registering the in-memory head, or the
+    flush registering its batch, would fail on the same thread.
+    """
+    rows = result.fetchall()
+    return rows[0] if rows else None
 
 SCHEMA_VERSION = "1"
 META_TABLE = "tracebaton_meta"
@@ -113,9 +125,9 @@ def _check_or_create_schema(connection: duckdb.DuckDBPyConnection, path: str) ->
             "tracebaton will not write into it: give --db a new file"
         )
     if META_TABLE in tables:
-        row = connection.execute(
+        row = only_row(connection.execute(
             f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'"
-        ).fetchone()
+        ))
         if row is None or row[0] != SCHEMA_VERSION:
             found = row[0] if row else "none"
             raise ConfigurationError(

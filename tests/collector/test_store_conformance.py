@@ -73,6 +73,28 @@ def test_spans_committed_between_a_read_and_a_wait_are_not_missed(store: SpanSto
     assert time.monotonic() - started < 5
 
 
+def test_reads_of_every_kind_interleaved_with_ingest_on_one_thread_all_answer(make_store: StoreMaker) -> None:
+    """One thread reads, spans arrive, it reads again: no read leaves the next one unable to
+    see what arrived in between (an API thread serves many requests in a row)."""
+    store = make_store()
+    reads = {
+        "trace": lambda: store.trace(new_trace_id().hex()),
+        "traces by attribute": lambda: store.traces(TraceQuery(attributes={"never.set": "x"})),
+        "traces by service": lambda: store.traces(TraceQuery(service="nobody")),
+        "services": store.services,
+        "run": lambda: store.run("no-such-run"),
+        "rows": lambda: make_store.backend.span_rows(store),
+    }
+    for before, read_before in reads.items():
+        for after, read_after in reads.items():
+            read_before()
+            arrived = new_trace_id()
+            _commit(store, valid_request(arrived))
+            read_after()
+            found = {s.trace_id for s in store.traces(TraceQuery(limit=1000))}
+            assert arrived.hex() in found, f"{before}, then spans, then {after}"
+
+
 def test_wait_returns_none_at_the_deadline(store: SpanStore) -> None:
     assert store.wait([new_trace_id().hex()], time.monotonic() + 0.05) is None
 
