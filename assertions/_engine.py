@@ -16,7 +16,6 @@ from tracebaton import FlowSpecError
 from tracebaton.collector import SpanStore, StoredSpan, TraceQuery
 
 from ._hops import (
-    TEST_SERVICE,
     DanglingCall,
     Hop,
     choose_stitch,
@@ -28,12 +27,12 @@ from ._hops import (
     unanswered,
     unsettled,
 )
-from ._quiet import absent_services, export_delays, incomplete, quiet_window_ns, unknown_delay
+from ._quiet import absent_services, export_delays, export_lags_ns, incomplete, quiet_window_ns, unknown_delay
 from ._result import CheckResult, CheckState, Finding, FindingKind, FlowResult, HopKind, WaitedReason
 from ._selectors import STRING_ATTRIBUTES, header_values
 from ._situation import Situation
 from ._spec import FindSpec, FlowSpec, HeaderRule
-from ._trace import FlowTrace, build_trace, implausible_start
+from ._trace import FlowTrace, build_trace
 from ._verdict import evaluate, nothing_arrived, overall, result_of
 
 SKEW_NS = 5_000_000
@@ -196,9 +195,8 @@ class FlowEngine:
         settle = spec.wait.settle_ns
         if self._store.capabilities.instant_wake:
             return settle
-        lags = [s.arrival_unix_nano - s.end_unix_nano for s in spans
-                if s.service != TEST_SERVICE and not implausible_start(s, now)]
-        return max(settle, min(max(lags, default=0), spec.wait.timeout_ns))
+        lag = max(export_lags_ns(spans, now).values(), default=0)
+        return max(settle, min(lag, spec.wait.timeout_ns))
 
     def _store_findings(self, result: FlowResult, trace: FlowTrace) -> FlowResult:
         """What the store's schema could not decide exactly, said in the result (store_imprecise)."""

@@ -67,10 +67,25 @@ def export_delays(spans: Iterable[StoredSpan], *, now_unix_nano: int) -> dict[st
         if known is None or declared is None:
             delays[span.service] = None
             continue
-        # a span from 1970 "arrives" decades after it ended: its lag measures nothing
-        lag = 0 if implausible_start(span, now_unix_nano) else span.arrival_unix_nano - span.end_unix_nano
-        delays[span.service] = max(known, declared, lag)
+        delays[span.service] = max(known, declared, export_lag_ns(span, now_unix_nano))
     return delays
+
+
+def export_lag_ns(span: StoredSpan, now_unix_nano: int) -> int:
+    """How long after its end the span reached the store. A span from 1970 "arrives" decades
+    after it ended: its lag measures nothing (0; its clock_skew finding says why)."""
+    return 0 if implausible_start(span, now_unix_nano) else span.arrival_unix_nano - span.end_unix_nano
+
+
+def export_lags_ns(spans: Iterable[StoredSpan], now_unix_nano: int) -> dict[str, int]:
+    """Each service's longest export lag on these spans; the test's own spans are not a
+    service's export (tracebaton acknowledges them before the check)."""
+    worst: dict[str, int] = {}
+    for span in spans:
+        if span.service != TEST_SERVICE and not implausible_start(span, now_unix_nano):
+            lag = export_lag_ns(span, now_unix_nano)
+            worst[span.service] = max(worst.get(span.service, lag), lag)
+    return worst
 
 
 def quiet_window_ns(settle_ns: int, delays: Iterable[int]) -> int:

@@ -29,9 +29,11 @@ from tracebaton.collector import SpanKind, SpanStore, StoredSpan
 
 from ._engine import FlowEngine
 from ._hops import Hop
+from ._quiet import export_lags_ns
 from ._result import (
     CheckResult,
     CheckState,
+    Finding,
     FindingKind,
     FlowResult,
     HopKind,
@@ -341,6 +343,19 @@ def judge_snapshot(
         patterns = [HopPattern(s.service, "*", asynchronous=True) for s in waiting]
         final = engine.check(_waiting_spec(dataclasses.replace(base, expect=_LOOK), patterns), trace_id)
         trace, hops = _load(store, final)
+    advice: tuple[Finding, ...] = ()
+    lag = max(export_lags_ns(trace.spans, time.time_ns()).values(), default=0)
+    if lag > base.wait.settle_ns and final.waited_reason is not WaitedReason.TIMEOUT:
+        # A service exported later than settle: a span it still held could be missing from
+        # what settled. Waiting that lag out once (quiet for lag + settle) gives it time to
+        # come; the finding stays in the result, so the advice to export sooner is not lost.
+        advice = tuple(f for f in final.findings if f.kind is FindingKind.EXPORT_LAG)
+        settle = min(lag + base.wait.settle_ns, base.wait.timeout_ns)
+        patient = dataclasses.replace(base.wait, settle_ns=settle)
+        final = engine.check(_waiting_spec(dataclasses.replace(base, expect=_LOOK, wait=patient),
+                                           [HopPattern(s.service, "*", asynchronous=True) for s in waiting]),
+                             trace_id)
+        trace, hops = _load(store, final)
     shape = flow_shape(trace, hops)
     diff = diff_shapes(existing.shape, shape) if existing is not None else None
     guard = f"spans[{len(base.expect.spans)}]"
@@ -353,6 +368,9 @@ def judge_snapshot(
             written = _written(existing, shape, trace, hops, name, spec_failed)
     result = _combined(first, final, checks, diff, existing is not None, written, origin,
                        waited_ms=round((time.monotonic() - started) * 1000))
+    if advice:
+        result = dataclasses.replace(result, findings=(*result.findings, *(
+            f for f in advice if f not in result.findings)))
     run_id = None
     if record:
         run_id = store.record_run(

@@ -13,6 +13,7 @@ from ._checks_hops import check_chains, check_hops, check_order, check_times
 from ._checks_propagation import check_baggage, check_connected, check_headers, propagation_findings
 from ._checks_spans import check_errors, check_span_expectation
 from ._hops import TEST_SERVICE, extract_hops, hop_matches
+from ._quiet import export_lags_ns
 from ._result import (
     CheckResult,
     CheckState,
@@ -26,7 +27,7 @@ from ._result import (
 )
 from ._situation import NEVER_SETTLED, Situation
 from ._spec import FlowSpec
-from ._trace import FlowTrace, implausible_start
+from ._trace import FlowTrace
 
 _CHECKS = (
     check_hops,
@@ -133,12 +134,7 @@ def hop_results(situation: Situation) -> list[HopResult]:
 
 def export_lag_findings(situation: Situation) -> list[Finding]:
     settle = situation.spec.wait.settle_ns
-    worst: dict[str, int] = {}
-    for span in situation.trace.spans:
-        # a span from 1970 "arrives" decades after it ended: its clock_skew finding says why
-        if span.service != TEST_SERVICE and not implausible_start(span, situation.now_unix_nano):
-            lag = span.arrival_unix_nano - span.end_unix_nano
-            worst[span.service] = max(worst.get(span.service, lag), lag)
+    worst = export_lags_ns(situation.trace.spans, situation.now_unix_nano)
     return [
         Finding(
             FindingKind.EXPORT_LAG,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -151,13 +152,16 @@ class DuckDBSpanStore:
     def ingest(self, body: bytes, content_type: str = PROTOBUF) -> Future[IngestResult]:
         if self._closed:
             raise StoreClosedError("the store is shut down; nothing more is accepted")
+        # Arrival is when the request came, not when decoding and the queue were done with
+        # it: export lag (arrival − end) measures the service under test, not this process.
+        arrival_ns = time.time_ns()
         with self._writer.announce():  # the writer holds a small group open for this one
             if self._decode_pool is not None:
                 batch = self._decode_pool.decode(body, content_type)
             else:
                 with _DECODE_SLOT:
                     batch = span_batch(protobuf_body(body, content_type))
-            return self._writer.submit(batch, body, content_type)
+            return self._writer.submit(batch, body, content_type, arrival_ns)
 
     @property
     def pending_spans(self) -> int:

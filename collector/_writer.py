@@ -40,11 +40,12 @@ log = logging.getLogger("tracebaton.collector")
 
 @dataclass(frozen=True)
 class LoggedBatch:
-    """A decoded request with the raw body the log keeps of it."""
+    """A decoded request with the raw body the log keeps of it, and when it came."""
 
     batch: SpanBatch
     body: bytes
     content_type: str
+    arrival_ns: int
 
     @property
     def span_count(self) -> int:
@@ -149,15 +150,17 @@ class CommitWriter:
     def announce(self) -> contextlib.AbstractContextManager[None]:
         return self._queue.announce()
 
-    def submit(self, batch: SpanBatch, body: bytes, content_type: str) -> Future[IngestResult]:
-        """Queue a batch; the future resolves once it is logged and readable."""
+    def submit(self, batch: SpanBatch, body: bytes, content_type: str,
+               arrival_ns: int) -> Future[IngestResult]:
+        """Queue a batch that came at `arrival_ns`; the future resolves once it is logged and
+        readable."""
         held = self.head.span_count
         if held and held + batch.span_count > self._max_head_spans:
             raise StoreSaturatedError(
                 f"ingest is saturated: {held} acknowledged spans wait to be written to the file "
                 f"(limit {self._max_head_spans}); retry in {RETRY_AFTER_S:g} s",
                 retry_after_s=RETRY_AFTER_S)
-        return self._queue.submit(LoggedBatch(batch, body, content_type))
+        return self._queue.submit(LoggedBatch(batch, body, content_type, arrival_ns))
 
     def flush(self, timeout_s: float) -> bool:
         return self._queue.flush(timeout_s)
@@ -192,9 +195,8 @@ class CommitWriter:
     # the acknowledgement path ------------------------------------------------------------
 
     def _hold(self, batches: Sequence[LoggedBatch]) -> None:
-        arrival = time.time_ns()
-        held = [HeldBatch.of(b.batch, arrival) for b in batches]
-        records = b"".join(encode_record(b.body, b.content_type, arrival) for b in batches) \
+        held = [HeldBatch.of(b.batch, b.arrival_ns) for b in batches]
+        records = b"".join(encode_record(b.body, b.content_type, b.arrival_ns) for b in batches) \
             if self._log is not None else b""
         with self.head.lock:
             if self._log is not None:

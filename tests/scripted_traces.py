@@ -101,12 +101,14 @@ class ScriptedTrace:
 
 
 def scripted_checkout(
-    *, inventory_fails: bool = True, span_name: str = "POST /reserve", slow_cart_ms: float = 0
+    *, inventory_fails: bool = True, span_name: str = "POST /reserve", slow_cart_ms: float = 0,
+    ended_ms_ago: float = 0,
 ) -> ScriptedTrace:
     """frontend -> auth, frontend -> cart, cart -> inventory (503 when `inventory_fails`),
     with captured headers on the server spans. Times are laid out so hops never overlap."""
-    # Ended just now, as a service exporting promptly would: no export-lag finding.
-    t0 = time.time_ns() - int((125 + slow_cart_ms) * MS)
+    # Ended just now, as a service exporting promptly would: no export-lag finding (unless
+    # `ended_ms_ago` makes the flow arrive that long after it ended).
+    t0 = time.time_ns() - int((125 + slow_cart_ms + ended_ms_ago) * MS)
     root = ScriptedSpan(
         "frontend",
         "POST /checkout",

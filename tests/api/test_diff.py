@@ -126,6 +126,21 @@ def test_a_snapshot_check_records_the_diff_for_the_dashboard(api: str, traces: d
         {"cart -> inventory": {"headers": ["x-request-id"], "budget": "250ms"}}]
 
 
+def test_a_flow_that_arrived_after_settle_is_recorded_once_its_lag_is_waited_out(api: str) -> None:
+    # a loaded machine delays an export past settle (250 ms); the flow is still whole, and
+    # the recording waits as long again before it takes the flow's shape
+    late = scripted_checkout(inventory_fails=False, ended_ms_ago=900)
+    import_spans(api, late)
+    snapshot = httpx.post(f"{api}/api/snapshots/check", timeout=60, json={
+        "trace_id": late.trace_id, "name": "checkout", "update": True, "record": False}).json()
+    assert snapshot["refused"] is None
+    assert "frontend -> cart:" in snapshot["written"]
+    assert snapshot["result"]["waited_ms"] >= 900
+    lags = [f["message"] for f in snapshot["result"]["findings"] if f["kind"] == "export_lag"]
+    assert lags and lags[0].startswith("auth exports ")
+    assert lags[0].endswith("settle 250 ms is too short — set OTEL_BSP_SCHEDULE_DELAY=50 (tracebaton.sut_env())")
+
+
 def test_the_recorded_diff_comes_with_its_text_and_the_side_each_hop_is_drawn_on(
     api: str, traces: dict[str, str]
 ) -> None:
