@@ -137,8 +137,10 @@ def test_a_flow_that_arrived_after_settle_is_recorded_once_its_lag_is_waited_out
     assert "frontend -> cart:" in snapshot["written"]
     assert snapshot["result"]["waited_ms"] >= 900
     lags = [f["message"] for f in snapshot["result"]["findings"] if f["kind"] == "export_lag"]
-    assert lags and lags[0].startswith("auth exports ")
-    assert lags[0].endswith("settle 250 ms is too short — set OTEL_BSP_SCHEDULE_DELAY=50 (tracebaton.sut_env())")
+    assert lags, snapshot["result"]["findings"]
+    assert lags[0].startswith("auth exports ")
+    assert lags[0].endswith("settle 250 ms is too short — set OTEL_BSP_SCHEDULE_DELAY=50 "
+                            "(tracebaton.sut_env())")
 
 
 def test_the_recorded_diff_comes_with_its_text_and_the_side_each_hop_is_drawn_on(
