@@ -47,6 +47,7 @@ from ._jaeger_query import (
     MICROS_PATTERN,
     JaegerBadRequest,
     TraceSearch,
+    jaeger_responses,
     parse_bool,
     parse_duration_ns,
     parse_limit,
@@ -87,16 +88,8 @@ register_url_convertor("jaeger_text", _AnyText())
 
 
 def _documented(ok: type, *, not_found: bool = False) -> dict[int | str, dict[str, Any]]:
-    responses: dict[int | str, dict[str, Any]] = {
-        200: {"model": ok, "description": "Jaeger's envelope, `data` holding the answer"},
-        400: {"model": JaegerProblem,
-              "description": "a parameter Jaeger's API does not take: the message names it"},
-        401: {"model": JaegerProblem, "description": "the server has a token and the request carried "
-                                                     "neither it nor the dashboard's cookie"},
-    }
-    if not_found:
-        responses[404] = {"model": JaegerProblem, "description": "no span of that trace is stored"}
-    return responses
+    return jaeger_responses(ok, "Jaeger's envelope, `data` holding the answer", JaegerProblem,
+                            "no span of that trace is stored" if not_found else None)
 
 
 def _answer(request: Request, compute: Callable[[], dict[str, Any]]) -> Response:

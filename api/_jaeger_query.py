@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 import orjson
 
@@ -59,6 +60,21 @@ _DERIVED_TAGS = frozenset({
     "scope.name", "scope.version", "otel.scope.name", "otel.scope.version", "w3c.tracestate",
 })
 _GLOB = re.compile(r"[*?\[]")
+
+
+def jaeger_responses(ok: type, ok_description: str, error: type,
+                     not_found: str | None = None) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of a Jaeger route, in either API's shapes: its answer, the 400
+    a parameter Jaeger does not take gets, the 401 of a token server, and its 404."""
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"model": ok, "description": ok_description},
+        400: {"model": error, "description": "a parameter Jaeger's API does not take: the message names it"},
+        401: {"model": error, "description": "the server has a token and the request carried neither it "
+                                             "nor the dashboard's cookie"},
+    }
+    if not_found is not None:
+        responses[404] = {"model": error, "description": not_found}
+    return responses
 
 
 class JaegerBadRequest(ValueError):

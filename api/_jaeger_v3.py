@@ -33,6 +33,7 @@ from ._jaeger_query import (
     SPAN_KINDS,
     TRACE_ID_PATTERN,
     JaegerBadRequest,
+    jaeger_responses,
     parse_bool,
     parse_span_kind,
     parse_trace_id,
@@ -108,17 +109,8 @@ _SEARCH_PARAMETERS = [
                "at most this many traces, most recent first (1 to 1500, default 100)"),
 ]
 def _responses(ok: type, *, not_found: bool = False) -> dict[int | str, dict[str, Any]]:
-    responses: dict[int | str, dict[str, Any]] = {
-        200: {"model": ok, "description": "proto3 JSON"},
-        400: {"model": V3Error,
-              "description": "a parameter Jaeger's API does not take: the message names it"},
-        401: {"model": V3Error, "description": "the server has a token and the request carried neither it "
-                                               "nor the dashboard's cookie"},
-    }
-    if not_found:
-        responses[404] = {"model": V3Error,
-                          "description": "no span of that trace (or no trace of the search) is stored"}
-    return responses
+    missing = "no span of that trace (or no trace of the search) is stored"
+    return jaeger_responses(ok, "proto3 JSON", V3Error, missing if not_found else None)
 
 
 def jaeger_v3_router(store: SpanStore) -> APIRouter:
