@@ -6,12 +6,11 @@ API's message."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from chromium_pages import RED, Browser, Page, shot
+from chromium_pages import RED, Page, shot
 from scripted_traces import ScriptedSpan, ScriptedTrace, import_spans, new_id, scripted_checkout
 
 pytest_plugins = ["chromium_pages"]  # its fixtures: api, browser, page
@@ -138,21 +137,6 @@ def test_the_compare_page_is_a_link_with_the_text_diff_and_a_swap(
     assert page.locator("#compare-verdict").inner_text().startswith("The two flows have the same hops.")
     assert page.locator("svg.diff g.hop.d-changed, svg.diff g.hop.culprit").count() == 0
     shot(page, "compare-same")
-
-
-@pytest.fixture
-def lenient_page(browser: Browser) -> Iterator[Page]:
-    """A page on which the browser's own console line for a 4xx answer is expected; script
-    errors still fail the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    opened.on("console", lambda m: problems.append(m.text)
-              if m.type == "error" and "Failed to load resource" not in m.text else None)
-    yield opened
-    context.close()
-    assert not problems, problems
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from chromium_pages import Browser, Page, shot
+from chromium_pages import Page, shot
 from conftest import start_server
 from scripted_traces import check, import_spans, scripted_checkout
 
@@ -75,21 +75,6 @@ def test_the_map_draws_every_hop_with_the_apis_numbers(api: str, page: Page, sho
     page.locator("#map-status", has_text="No hop in this window").wait_for()
     assert page.locator("#map-hops tbody tr").count() == 0
     assert "start_unix_nano=" in page.url
-
-
-@pytest.fixture
-def lenient_page(browser: Browser) -> Iterator[Page]:
-    """A page on which the browser's own console line for a 4xx answer is expected; script
-    errors still fail the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    opened.on("console", lambda m: problems.append(m.text)
-              if m.type == "error" and "Failed to load resource" not in m.text else None)
-    yield opened
-    context.close()
-    assert not problems, problems
 
 
 @pytest.mark.parametrize(("query", "says"), [
