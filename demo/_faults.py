@@ -14,8 +14,10 @@ ATTEMPT_HEADER = "x-demo-attempt"
 """Which attempt of a call this is (1, 2): lets a `retry` callee fail only the first one
 without keeping state between requests."""
 
-SLOW_S = 0.4
-"""`slow`: extra time the named service takes."""
+SLOW_S = 1.0
+"""`slow`: extra time the named service takes. A recorded snapshot's budget is three times
+what a hop took, rounded up to 250 ms, 500 ms, 1 s, …: a full second outruns it for any hop
+recorded under 333 ms, as on a loaded CI machine (400 ms did not once a hop took 60 ms)."""
 SHORT_TIMEOUT_S = 0.2
 """`outlive-timeout`: the caller's timeout for its call to the named service."""
 OUTLIVE_S = 0.5

@@ -43,7 +43,7 @@ SPEC: dict[str, Any] = {
     "expect": {
         "hops": ["test -> storefront", "storefront -> catalog", "storefront -> inventory"],
         "times": {"storefront -> inventory": 1},
-        # slack for a loaded 2-core machine; `slow@inventory` takes 400 ms more
+        # slack for a loaded 2-core machine; `slow@inventory` takes 1 s more
         "budgets": {
             "trace": "1s",
             "hops": {"storefront -> catalog": "250ms", "storefront -> inventory": "250ms"},
