@@ -92,6 +92,12 @@ class ServiceProcess:
                 self._cond.wait(remaining)
             return True
 
+    @property
+    def output_closed(self) -> bool:
+        """Whether its stdout and stderr have ended."""
+        with self._cond:
+            return self._eof
+
     def log_tail(self, lines: int = 20) -> str:
         with self._cond:
             return "\n".join(list(self._lines)[-lines:])
@@ -173,6 +179,11 @@ def start_service(
             delay = min(delay * 2, 0.1)
     if not ready:
         code = process.poll()
+        if code is None and service.output_closed:
+            # its output ends a moment before its exit status can be read: a process that
+            # closed its output is exiting, and "exited with 3" is what its author needs
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = process.wait(5)
         service.stop()
         awaited = " and ".join([*([f"a line matching {ready_line!r}"] if ready_line is not None else []),
                                 *([f"{ready_url} to answer"] if ready_url is not None else [])])
