@@ -41,6 +41,7 @@ _REQUEST = struct.Struct("<cI")  # content type, body length
 _REPLY = struct.Struct("<cIII")  # outcome, small values' length, spans' IPC length, links' IPC length
 # Room for a few requests in flight each way, so that neither side waits on the other.
 _SOCKET_BUFFER = 4 << 20
+_WARM_UP = b""  # an empty ExportTraceServiceRequest
 
 
 def _ipc(table: pa.Table) -> pa.Buffer:
@@ -123,6 +124,13 @@ class _Worker:
         self._reader = threading.Thread(target=self._read_replies, name="tracebaton-decode-replies",
                                         daemon=True)
         self._reader.start()
+        # A first request, so that the worker's imports are done before an exporter waits on
+        # it; what is sent meanwhile queues behind it, in order.
+        self._warm_up = self.submit(_WARM_UP, PROTOBUF)
+
+    @property
+    def warm(self) -> bool:
+        return self._warm_up.done() and self._warm_up.exception() is None and not self.broken
 
     @property
     def outstanding(self) -> int:
@@ -205,14 +213,18 @@ class DecodePool:
         self._closed = False
 
     def start(self) -> DecodePool:
+        """Spawns the workers and returns at once; each is warm once its imports are done
+        (about a second), and `warm` says whether one is."""
         with self._lock:
             self._workers = [_Worker(self._context, self._worker_exited) for _ in range(self._size)]
-        # A first request each, so that imports are done before the first exporter waits.
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-        warm_up = ExportTraceServiceRequest().SerializeToString()
-        for worker in list(self._workers):
-            worker.submit(warm_up, "application/x-protobuf").result(60)
         return self
+
+    @property
+    def warm(self) -> bool:
+        """Whether a worker has its imports done: until then a caller that can decode in its
+        own process does, instead of waiting a second behind a worker's start."""
+        with self._lock:
+            return any(worker.warm for worker in self._workers)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -228,7 +240,8 @@ class DecodePool:
         if not candidates:
             raise StoreSaturatedError("no decoding worker is running (the server is stopping or "
                                       "replacing one); retry in 1 s", retry_after_s=1.0)
-        worker = min(candidates, key=lambda w: w.outstanding)
+        warm = [worker for worker in candidates if worker.warm]
+        worker = min(warm or candidates, key=lambda w: w.outstanding)
         try:
             future = worker.submit(body, content_type)
         except (EOFError, OSError):

@@ -156,7 +156,7 @@ class DuckDBSpanStore:
         # it: export lag (arrival − end) measures the service under test, not this process.
         arrival_ns = time.time_ns()
         with self._writer.announce():  # the writer holds a small group open for this one
-            if self._decode_pool is not None:
+            if self._decode_pool is not None and self._decode_pool.warm:
                 batch = self._decode_pool.decode(body, content_type)
             else:
                 with _DECODE_SLOT:
