@@ -8,11 +8,11 @@ receivers, which take any `SpanStore`. `DuckDBSpanStore` is the embedded default
 from __future__ import annotations
 
 import inspect as _inspect
+from typing import TYPE_CHECKING
 
 import tracebaton as _tracebaton
 
 from ._addresses import call_address, parse_call_target, served_address, served_at
-from ._clickhouse_store import ClickHouseSpanStore
 from ._decode_pool import DecodePool
 from ._grpc_receiver import GrpcReceiver
 from ._http_receiver import otlp_http_app
@@ -41,6 +41,9 @@ from ._otlp_spans import export_request_from_spans
 from ._protocol import JSON, PROTOBUF, SpanStore
 from ._runs import is_run_id
 from ._store import DuckDBSpanStore
+
+if TYPE_CHECKING:
+    from ._clickhouse_store import ClickHouseSpanStore
 
 __all__ = [
     "JSON",
@@ -82,7 +85,25 @@ __all__ = [
     "trace_id_bytes",
 ]
 
-for _name in __all__:  # reported where users meet them (reprs, pickles), not in a private module
-    _value = globals().get(_name)
-    if isinstance(_value, type) or (callable(_value) and _inspect.isfunction(_inspect.unwrap(_value))):
-        _value.__module__ = "tracebaton" if _name in _tracebaton.__all__ else __name__
+
+def _report_here(name: str, value: object) -> None:
+    """Classes and functions are reported where users meet them (reprs, pickles), not in a
+    private module."""
+    if isinstance(value, type) or (callable(value) and _inspect.isfunction(_inspect.unwrap(value))):
+        value.__module__ = "tracebaton" if name in _tracebaton.__all__ else __name__
+
+
+def __getattr__(name: str) -> object:
+    # The ClickHouse store and its client library cost a quarter of a second to import:
+    # loaded when first named, so that a DuckDB server, the plugin and the CLI start without.
+    if name == "ClickHouseSpanStore":
+        from ._clickhouse_store import ClickHouseSpanStore
+
+        _report_here(name, ClickHouseSpanStore)
+        globals()[name] = ClickHouseSpanStore
+        return ClickHouseSpanStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+for _name in __all__:
+    _report_here(_name, globals().get(_name))
