@@ -3,6 +3,11 @@
 # Each target creates .venv and installs what it needs on first use.
 
 PYTHON ?= python3
+# Bytecode is kept: the suite starts hundreds of Python processes (servers, services under
+# test, pytester runs), and each would compile tracebaton's sources again without it.
+unexport PYTHONDONTWRITEBYTECODE
+# Two workers suit a 2-core machine; the heavy tests share one of them (xdist_group "heavy").
+TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 # Strict editable install: a link tree that mypy can read; re-made when files come or go.
@@ -44,7 +49,7 @@ node-deps:
 	else echo "npm not found: the Node.js interop tests will be skipped"; fi
 
 test: lint typecheck node-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-slow: install
 	$(BIN)/pytest -m slow
