@@ -147,7 +147,8 @@ class FlowEngine:
             # spans that should still come hold settling up for at most parent_grace: the
             # parent an orphan names, and the callee span of a call to a known service (it
             # may still be working after its caller gave up)
-            waiting = [o.arrival_unix_nano for o in trace.orphans if now - o.arrival_unix_nano < grace]
+            waiting = [trace.parent_awaited_since(o) for o in trace.orphans
+                       if now - trace.parent_awaited_since(o) < grace]
             waiting += [
                 h.anchor.arrival_unix_nano
                 for h in hops
@@ -169,7 +170,8 @@ class FlowEngine:
                 settled=settled,
                 final=final,
                 now_unix_nano=now,
-                missing_parents=tuple(o for o in trace.orphans if now - o.arrival_unix_nano >= grace),
+                missing_parents=tuple(o for o in trace.orphans
+                                      if now - trace.parent_awaited_since(o) >= grace),
                 gave_up=gave_up,
                 store_services=services,
             )

@@ -46,6 +46,11 @@ class FlowTrace:
     children: Mapping[str, tuple[StoredSpan, ...]]
     orphans: tuple[StoredSpan, ...]
     """Spans naming a parent that is not (yet) here."""
+    awaited_since: Mapping[str, int]
+    """missing parent span id -> the last arrival of a span naming it, where its grace starts.
+    A parent ends after its children and is exported once it ends: a server span around a
+    slow call is still working while its first children are long in, so its grace runs from
+    its last child's arrival, not its first."""
     roots: tuple[StoredSpan, ...]
     """Spans with no parent, and orphans: the tops of the forest."""
     findings: tuple[Finding, ...]
@@ -56,6 +61,10 @@ class FlowTrace:
     def parent_of(self, span: StoredSpan) -> StoredSpan | None:
         parent_id = self.parent.get(span.span_id)
         return None if parent_id is None else self.by_id[parent_id]
+
+    def parent_awaited_since(self, orphan: StoredSpan) -> int:
+        """When the grace for the missing parent `orphan` names started (unix ns)."""
+        return self.awaited_since.get(orphan.parent_span_id or "", orphan.arrival_unix_nano)
 
     def children_of(self, span: StoredSpan) -> tuple[StoredSpan, ...]:
         return self.children.get(span.span_id, ())
@@ -133,6 +142,10 @@ def build_trace(
         if s.parent_span_id is not None and s.span_id not in parent and s.parent_span_id not in by_id
     )
     roots = tuple(s for s in ordered if s.span_id not in parent)
+    awaited_since: dict[str, int] = {}
+    for orphan in orphans:
+        key = orphan.parent_span_id or ""
+        awaited_since[key] = max(awaited_since.get(key, 0), orphan.arrival_unix_nano)
 
     for span in ordered:
         real_parent = None if span.span_id in stitched else by_id.get(parent.get(span.span_id, ""))
@@ -145,6 +158,7 @@ def build_trace(
         parent=parent,
         children={k: tuple(sorted(v, key=span_order)) for k, v in children.items()},
         orphans=orphans,
+        awaited_since=awaited_since,
         roots=roots,
         findings=tuple(findings),
         stitched=frozenset(stitched),
