@@ -232,24 +232,23 @@ def check_golden_flows(pytester: pytest.Pytester, runs: int, *args: str) -> None
     text = snapshot.read_text().replace("\nname: checkout\n", "\nname: checkout\nwait: {timeout: 3s}\n")
     snapshot.write_text(text)
 
-    judged = run_shop(pytester, runs, "-k", "test_fault or test_healthy", *args)
-    judged.assert_outcomes(passed=runs, failed=len(GOLDEN), deselected=2 * runs + 1)
+    # recording afresh (update=True on a file of its own) needs no --tracebaton-update: it
+    # runs beside the judging, on the same shop
+    judged = run_shop(pytester, runs, "-k", "test_fault or test_healthy or test_fresh", *args)
+    judged.assert_outcomes(passed=2 * runs, failed=len(GOLDEN), deselected=runs + 1)
     found = failures(judged.stdout.str())
     assert set(found) == set(GOLDEN)
     for fault, lines in found.items():
         assert VERDICT.fullmatch(lines[0]), f"{fault}: {lines[0]!r}"
         assert lines[1:] == GOLDEN[fault], f"{fault}:\n" + "\n".join(lines)
+    shapes = {path.read_text() for path in (pytester.path / "fresh").glob("*.yaml")}
+    assert len(list((pytester.path / "fresh").glob("*.yaml"))) == runs
+    assert len(shapes) == 1, "recording the same healthy flow afresh gave different structures"
 
     again = run_shop(pytester, runs, "-k", "test_rerecord", "--tracebaton-update", *args)
     again.assert_outcomes(passed=runs, deselected=2 * runs + 1 + len(GOLDEN))
     assert "tracebaton: snapshots:" not in again.stdout.str(), "a re-recording wrote the snapshot"
     assert snapshot.read_text() == text, "re-recording the healthy flow changed its snapshot"
-
-    fresh = run_shop(pytester, runs, "-k", "test_fresh", *args)
-    fresh.assert_outcomes(passed=runs, deselected=2 * runs + 1 + len(GOLDEN))
-    shapes = {path.read_text() for path in (pytester.path / "fresh").glob("*.yaml")}
-    assert len(list((pytester.path / "fresh").glob("*.yaml"))) == runs
-    assert len(shapes) == 1, "recording the same healthy flow afresh gave different structures"
 
 
 def test_a_healthy_snapshot_catches_every_fault_and_holds_for_healthy_runs(pytester: pytest.Pytester) -> None:
