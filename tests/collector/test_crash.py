@@ -57,8 +57,9 @@ def _kill(server: RunningServer, threads: list[threading.Thread]) -> None:
 def _assert_all_there_once(db: Path, acknowledged: list[str]) -> RunningServer:
     restarted = start_server(db, logged=True)
     try:
-        missing = [t for t in acknowledged
-                   if len(httpx.get(f"{restarted.api}/api/traces/{t}").json().get("spans", [])) != 50]
+        with httpx.Client(base_url=restarted.api) as client:  # one connection for thousands of reads
+            missing = [t for t in acknowledged
+                       if len(client.get(f"/api/traces/{t}").json().get("spans", [])) != 50]
         assert missing == [], (f"{len(missing)} of {len(acknowledged)} acknowledged traces lost, "
                                "partial or doubled")
     except BaseException:
