@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from tracebaton import ConfigurationError, parse_duration_ns
+from tracebaton import ConfigurationError, parse_duration_ns, whole_number
 from tracebaton.assertions import MAP_MAX_TRACES, ServiceMap, ServiceMapper
 
 from ._common import ERRORS, json_response
@@ -22,12 +22,13 @@ DEFAULT_WINDOW = "1h"
 def _nanos(name: str, text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 19:
+    value = whole_number(text)
+    if value is None or len(text) > 19:
         raise HTTPException(
             422, f"query parameter {name}: {text[:40]!r} is not a time in nanoseconds since the epoch; "
                  "write a whole number such as 1700000000000000000, or use window=15m",
         )
-    return int(text)
+    return value
 
 
 def map_window(window: str | None, start: str | None, end: str | None, now_ns: int) -> tuple[int, int]:

@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tracebaton import FlowSpecError
+from tracebaton import FlowSpecError, whole_number
 from tracebaton.collector import StatusCode, StoredSpan
 
 from ._checks_propagation import baggage_entries
@@ -338,9 +338,10 @@ def _status(hop: Hop) -> str:
         if span is None:
             continue
         found, code = attribute_lookup(span.attributes, "http.response.status_code")
-        if found and isinstance(code, int | str) and str(code).isdigit():
-            failed = int(code) >= 400 or span.status_code is StatusCode.ERROR
-            return str(int(code)) if failed else "ok"
+        number = whole_number(str(code)) if found and isinstance(code, int | str) else None
+        if number is not None:
+            failed = number >= 400 or span.status_code is StatusCode.ERROR
+            return str(number) if failed else "ok"
         grpc = span.attributes.get("rpc.grpc.status_code")
         if isinstance(grpc, int) and not isinstance(grpc, bool):
             return "ok" if grpc == 0 else f"grpc {grpc}"
@@ -419,7 +420,7 @@ def _node_value(node: HopNode) -> Any:
     if node.baggage:
         props["baggage"] = list(node.baggage)
     if node.status:
-        values = [int(s) if s.isdigit() else s for s in node.status]
+        values = [s if (number := whole_number(s)) is None else number for s in node.status]
         props["status"] = values[0] if len(values) == 1 else values
     if node.broken:
         props["broken"] = True

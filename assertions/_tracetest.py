@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from tracebaton import FlowSpecError
+from tracebaton import FlowSpecError, whole_number
 
 from ._selectors import attribute_names
 from ._spec_parse import flow_spec_to_yaml, parse_flow_spec
@@ -614,8 +614,8 @@ def _literal(token: Token) -> Any:
 
 def _count(op: str, token: Token) -> _Count | str:
     literal = _literal(token)
-    if isinstance(literal, str) and literal.isdigit():
-        literal = int(literal)
+    if isinstance(literal, str) and (number := whole_number(literal)) is not None:
+        literal = number
     if not isinstance(literal, int):
         return "counts spans against something that is not a whole number"
     bounds = {"=": _Count("==", literal), ">=": _Count(">=", literal), "<=": _Count("<=", literal),

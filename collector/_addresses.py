@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import urllib.parse
 
+from tracebaton import whole_number
+
 from ._model import Attributes
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
@@ -43,8 +45,8 @@ def _int(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    if isinstance(value, str):
+        return whole_number(value)
     return None
 
 

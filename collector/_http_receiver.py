@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
+from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError, whole_number
 
 from ._auth import UNAUTHORIZED, bearer_matches
 from ._ingest import BodyTooLargeError, GzipInflater, export_response, too_large_message
@@ -61,7 +61,8 @@ def _success_response(content_type: str, result: IngestResult) -> Response:
 
 async def _read_body(request: Request, encoding: str, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    size = None if declared is None else whole_number(declared)
+    if size is not None and size > limit:
         raise BodyTooLargeError(too_large_message(limit))
     if encoding == "gzip":
         inflater = GzipInflater(limit)

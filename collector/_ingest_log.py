@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from tracebaton import whole_number
+
 from ._protocol import JSON, PROTOBUF
 
 log = logging.getLogger("tracebaton.collector")
@@ -52,8 +54,9 @@ class IngestLog:
             return []
         found = []
         for path in self.directory.iterdir():
-            if path.suffix == _SUFFIX and path.stem.isdigit():
-                found.append((int(path.stem), path))
+            number = whole_number(path.stem)
+            if path.suffix == _SUFFIX and number is not None:
+                found.append((number, path))
         return sorted(found)
 
     def replay(self) -> Iterator[tuple[bytes, str, int]]:

@@ -24,7 +24,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from ._config import ServerSettings, server_settings
-from ._durations import format_duration_ns, parse_duration_ns
+from ._durations import format_duration_ns, parse_duration_ns, whole_number
 from ._errors import (
     CollectorStateError,
     ConfigurationError,
@@ -97,6 +97,7 @@ __all__ = [
     "server_settings",
     "start_service",
     "sut_env",
+    "whole_number",
 ]
 
 # Reported where users meet them (reprs, tracebacks, pytest's "E   ..." lines, pickles), not

@@ -1,4 +1,4 @@
-"""Durations as users write them: a number and a unit (`250ms`, `1.5s`, `10m`)."""
+"""Durations as users write them: a number and a unit (`250ms`, `1.5s`, `10m`); whole numbers."""
 
 from __future__ import annotations
 
@@ -31,3 +31,12 @@ def format_duration_ns(ns: int) -> str:
     if ns >= 1_000:
         return f"{ns / 1e3:.3g} us"
     return f"{ns} ns"
+
+
+def whole_number(text: str) -> int | None:
+    """`"42"` -> 42; None unless `text` is ASCII digits only. `str.isdigit()` is true of
+    `"³"`, which `int()` refuses: a header, attribute or query value that passed it crashed
+    the code that trusted it."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)

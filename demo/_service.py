@@ -24,6 +24,8 @@ from opentelemetry.trace import Span
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tracebaton import whole_number
+
 from ._faults import (
     ATTEMPT_HEADER,
     FAULT_HEADER,
@@ -84,7 +86,8 @@ class FaultMiddleware:
             return
         request_id = headers.get(REQUEST_ID_HEADER) or (uuid.uuid4().hex if self.mint_request_id else None)
         raw_attempt = headers.get(ATTEMPT_HEADER, "1")
-        attempt = int(raw_attempt) if raw_attempt.isdigit() else 1
+        number = whole_number(raw_attempt)
+        attempt = 1 if number is None else number
 
         async def send_with_request_id(message: Message) -> None:
             # the client learns the id it can quote (and the frontend's minted one)

@@ -140,6 +140,8 @@ BAD_WINDOWS = [
     ({"start_unix_nano": "yesterday"},
      "query parameter start_unix_nano: 'yesterday' is not a time in nanoseconds since the epoch"),
     ({"end_unix_nano": "-5"}, "query parameter end_unix_nano: '-5' is not a time in nanoseconds"),
+    # digits to str.isdigit(), not to int()
+    ({"start_unix_nano": "³"}, "query parameter start_unix_nano: '³' is not a time in nanoseconds"),
     ({"start_unix_nano": "2000", "end_unix_nano": "1000"},
      "start_unix_nano 2000 is not before end_unix_nano 1000; swap them or widen the window"),
     ({"start_unix_nano": "1", "end_unix_nano": str(40 * 24 * 3600 * 10**9)},

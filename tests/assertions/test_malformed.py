@@ -316,3 +316,13 @@ def test_ten_thousand_span_trace(shape: str) -> None:
         assert check(judge({}, spans), "errors").message == (
             "cart -> inventory: inventory failed in 'op 9999' (and 9998 more)"
         )
+
+
+def test_a_port_of_digits_int_refuses_is_no_port() -> None:
+    # "³".isdigit() is True, int("³") raises: the call's address is unknown, not a crash
+    b = FlowBuilder()
+    root = b.server("frontend", "POST /checkout", start_ms=0, end_ms=100)
+    b.client("frontend", "POST /cart", parent=root, start_ms=10, end_ms=90,
+             attrs={"server.address": "cart", "server.port": "³"})
+    result = judge({"expect": {"hops": ["frontend -> cart"]}}, b.spans, final=True)
+    assert check(result, "hops").state.value == "fail"

@@ -215,3 +215,18 @@ def test_a_bad_snapshot_file_says_where_and_what_to_do(text: str, says: str) -> 
 def test_a_node_compares_by_what_it_records_not_by_what_was_observed() -> None:
     node = HopNode("a", "b", HopKind.SYNC, took_ns=5, note="x")
     assert dataclasses.replace(node, took_ns=7, note="y") == node
+
+
+def test_a_status_code_attribute_of_digits_int_refuses_is_no_status() -> None:
+    # "³".isdigit() is True, int("³") raises: the shape must not trust the first
+    spans = [
+        dataclasses.replace(s, attributes={**s.attributes, "http.response.status_code": "³"})
+        if s.service == "inventory" else s
+        for s in checkout()
+    ]
+    inventory = next(n for n in _nodes(shape_of(spans).hops) if n.text == "cart -> inventory")
+    assert inventory.status == ()
+
+
+def _nodes(steps: tuple[tuple[HopNode, ...], ...]) -> list[HopNode]:
+    return [m for step in steps for n in step for m in (n, *_nodes(n.calls))]
