@@ -49,7 +49,7 @@ node-deps:
 	else echo "npm not found: the Node.js interop tests will be skipped"; fi
 
 test: lint typecheck node-deps
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-slow: install
 	$(BIN)/pytest -m slow

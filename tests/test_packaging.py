@@ -8,6 +8,7 @@ past in `make install`."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -49,3 +50,20 @@ def test_the_license_is_an_spdx_expression() -> None:
     assert PYPROJECT["project"]["license"] == "Apache-2.0"
     requires = PYPROJECT["build-system"]["requires"]
     assert "setuptools>=77" in requires, requires  # the first setuptools that reads one
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+
+
+def test_the_demo_shops_instrumentations_are_an_extra_not_a_dependency() -> None:
+    # a service's test environment that installs tracebaton gets none of the shop's packages;
+    # make demo and make install take the extra, and `tracebaton demo` names it when missing
+    from tracebaton.demo import INSTRUMENTATIONS
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = {_name(r) for r in project["dependencies"]}
+    demo = {_name(r) for r in project["optional-dependencies"]["demo"]}
+    assert demo == set(INSTRUMENTATIONS.values())
+    assert not core & demo
+    assert not any(name.startswith("opentelemetry-instrumentation") for name in core)

@@ -477,17 +477,10 @@ def image_environment() -> dict[str, str]:
 
 def serve_settings(argv: list[str], environment: dict[str, str]) -> Any:
     """What `tracebaton serve` makes of these arguments in the image with this environment, as
-    its own parser and settings see them (the flags tracebaton does not know yet left out)."""
-    known = [a for a in argv if a != "--create-schema" or serve_knows("--create-schema")]
-    args = build_parser().parse_args(known)
+    its own parser and settings see them."""
+    args = build_parser().parse_args(argv)
     assert args.command == "serve"
     return server_settings({**image_environment(), **environment}, store=args.store, db=args.db)
-
-
-def serve_knows(flag: str) -> bool:
-    """Whether `tracebaton serve` accepts this switch (one that takes no value)."""
-    _, unknown = build_parser().parse_known_args(["serve", flag])
-    return not unknown
 
 
 def compose_value(text: str) -> str:
@@ -549,8 +542,6 @@ def test_scale_out_tracebaton_reads_clickhouse_from_the_project_image_with_the_p
     assert database == services["clickhouse"]["environment"]["CLICKHOUSE_DB"]
 
 
-@pytest.mark.skipif(not serve_knows("--create-schema"),
-                    reason="serve has no --create-schema yet (the ClickHouse store is being written)")
 def test_scale_out_tracebaton_command_parses_with_create_schema() -> None:
     args = build_parser().parse_args(scale_out_services()["tracebaton"]["command"])
     assert args.create_schema is True
