@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import logging
 import time
 from collections.abc import Callable
 
-from tracebaton import FlowSpecError
+from tracebaton import FlowSpecError, format_duration_ns
 from tracebaton.collector import SpanStore, StoredSpan, TraceQuery
 
 from ._hops import (
@@ -27,10 +28,18 @@ from ._hops import (
     unanswered,
     unsettled,
 )
-from ._quiet import absent_services, export_delays, export_lags_ns, incomplete, quiet_window_ns, unknown_delay
+from ._quiet import (
+    absent_services,
+    awaited_services,
+    export_delays,
+    export_lags_ns,
+    incomplete,
+    quiet_window_ns,
+    unknown_delay,
+)
 from ._result import CheckResult, CheckState, Finding, FindingKind, FlowResult, HopKind, WaitedReason
 from ._selectors import STRING_ATTRIBUTES, header_values
-from ._situation import Situation
+from ._situation import Situation, unseen_services_hint
 from ._spec import FindSpec, FlowSpec, HeaderRule
 from ._trace import FlowTrace, build_trace
 from ._verdict import evaluate, nothing_arrived, overall, result_of
@@ -43,6 +52,8 @@ _MAX_ADDRESSES = 10_000
 _CORRELATION_HEADERS = ("x-request-id", "x-correlation-id", "correlation-id", "request-id")
 _RECENT_NS = 60 * 1_000_000_000
 """How far back "which services exported lately" looks when a trace never arrived."""
+
+log = logging.getLogger("tracebaton.assertions")
 
 
 class FlowEngine:
@@ -127,6 +138,7 @@ class FlowEngine:
         # asked once up front (a name the store never saw gets its hint in every message)
         # and again when the verdict is given, so the hint is current
         services = frozenset(self._store.services())
+        self._warn_of_unseen_services(spec, services)
         stored_delays: dict[str, int | None] = {}
         while True:
             cursor = self._store.cursor()
@@ -188,6 +200,17 @@ class FlowEngine:
             elif window is not None and last is not None:
                 wake = min(wake, time.monotonic() + (last + window - now) / 1e9)
             self._store.wait(trace_ids, wake, after=cursor)
+
+    @staticmethod
+    def _warn_of_unseen_services(spec: FlowSpec, services: frozenset[str]) -> None:
+        """A service the store never saw waits the whole timeout (its export delay is unknown):
+        say so when the check starts, not only in the verdict (a typo shows in pytest's
+        captured log, the server's log, and live with --log-cli-level=WARNING)."""
+        names, _ = awaited_services(spec)
+        hint = unseen_services_hint(sorted(names), services, spec)
+        if hint:
+            log.warning("flow %r: %s; its check waits for it up to wait.timeout (%s)",
+                        spec.name, hint.removeprefix("; "), format_duration_ns(spec.wait.timeout_ns))
 
     def _settle_ns(self, spec: FlowSpec, spans: list[StoredSpan], now: int) -> int:
         """The quiet time that settles a flow. On a store whose arrivals are polled (spans come

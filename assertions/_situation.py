@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 
 from tracebaton import format_duration_ns
 from tracebaton.collector import StoredSpan
@@ -102,11 +102,14 @@ _SEEN_LISTED = 6
 
 def never_stored(service: str, situation: Situation) -> bool:
     """Whether the spec names a service the store has no span of (peers and `*` are no services)."""
-    known = situation.store_services
+    return _never_stored(service, situation.store_services, situation.spec)
+
+
+def _never_stored(service: str, known: Set[str] | None, spec: FlowSpec) -> bool:
     return (
         known is not None
         and service not in ("*", TEST_SERVICE)
-        and service not in situation.spec.peers
+        and service not in spec.peers
         and service not in known
     )
 
@@ -115,10 +118,16 @@ def unknown_service_hint(names: Iterable[str], situation: Situation) -> str:
     """"; no span of 'invntory' ever arrived; seen: inventory, …" for each of `names` the
     store never saw (a typo, or a service not pointed here yet), the likeliest meant names
     first; "" when the store was not asked or saw them all."""
-    unseen = [name for name in dict.fromkeys(names) if never_stored(name, situation)]
+    return unseen_services_hint(names, situation.store_services, situation.spec)
+
+
+def unseen_services_hint(names: Iterable[str], known: Set[str] | None, spec: FlowSpec) -> str:
+    """`unknown_service_hint` before any judging: what the engine says at once, when a
+    check starts, about the services its spec names and the store never saw."""
+    unseen = [name for name in dict.fromkeys(names) if _never_stored(name, known, spec)]
     if not unseen:
         return ""
-    others = sorted((situation.store_services or frozenset()) - {TEST_SERVICE})
+    others = sorted((known or frozenset()) - {TEST_SERVICE})
     hints = []
     for name in unseen:
         close = difflib.get_close_matches(name, others, n=3, cutoff=0.6)

@@ -5,10 +5,12 @@ test reads the verdict as a user would."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,15 +217,27 @@ def test_a_flow_that_may_still_grow_waits_for_its_missing_hop_to_the_timeout(
     assert result.waited_reason.value == "timeout", why
 
 
-def test_a_spec_naming_a_service_the_store_never_saw_says_which_it_did_see(collector: Collector) -> None:
+def test_a_spec_naming_a_service_the_store_never_saw_says_which_it_did_see(
+    collector: Collector, caplog: pytest.LogCaptureFixture
+) -> None:
     spec = {**NEVER_CALLED, "wait": {"timeout": "2s"}, "expect": {"hops": ["cart -> invntory"]}}
-    flow, result = run_flow(collector, "healthy", spec)
+    with collector.flow("checkout", baggage={"tenant": "acme"}) as flow:
+        finish(services(flow, collector.sut_env(), "healthy"))
+    checked_at = time.time()
+    with caplog.at_level(logging.WARNING, logger="tracebaton.assertions"):
+        result = flow.check(spec)
     assert not result.passed
     # a service the store never saw has no known export delay: it may be a first, late export
     assert result.waited_reason.value == "timeout"
     second = flow.render(result).splitlines()[1]
     assert second.startswith("cart -> invntory: never seen; cart called inventory; ")
     assert "no span of 'invntory' ever arrived; seen: inventory, " in second
+    # and said when the check started, not two seconds later with the verdict
+    (hint,) = [r for r in caplog.records if r.name == "tracebaton.assertions"]
+    assert hint.getMessage().startswith(
+        "flow 'checkout': no span of 'invntory' ever arrived; seen: inventory, ")
+    assert hint.getMessage().endswith("; its check waits for it up to wait.timeout (2 s)")
+    assert hint.created - checked_at < 1.0
 
 
 def test_flow_trace_gives_the_settled_spans_and_a_spec_they_satisfy(collector: Collector) -> None:
