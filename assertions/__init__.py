@@ -17,6 +17,7 @@ from ._client import Client, FlowHost, Traces
 from ._engine import FlowEngine
 from ._flow import Flow, SnapshotPlace
 from ._hops import TEST_SERVICE, hop_matches
+from ._quiet import unseen_services_warning
 from ._render import render_divergence, render_headline, render_hop_table, render_verdict, serve_command
 from ._result import (
     CHECK_IDS,
@@ -130,6 +131,7 @@ __all__ = [
     "span_from_json",
     "span_json",
     "stored_shape",
+    "unseen_services_warning",
     "with_budgets",
 ]
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from tracebaton import FlowSpecError, format_duration_ns
+from tracebaton import FlowSpecError
 from tracebaton.collector import SpanStore, StoredSpan, TraceQuery
 
 from ._hops import (
@@ -30,16 +30,16 @@ from ._hops import (
 )
 from ._quiet import (
     absent_services,
-    awaited_services,
     export_delays,
     export_lags_ns,
     incomplete,
     quiet_window_ns,
     unknown_delay,
+    unseen_services_warning,
 )
 from ._result import CheckResult, CheckState, Finding, FindingKind, FlowResult, HopKind, WaitedReason
 from ._selectors import STRING_ATTRIBUTES, header_values
-from ._situation import Situation, unseen_services_hint
+from ._situation import Situation
 from ._spec import FindSpec, FlowSpec, HeaderRule
 from ._trace import FlowTrace, build_trace
 from ._verdict import evaluate, nothing_arrived, overall, result_of
@@ -206,11 +206,9 @@ class FlowEngine:
         """A service the store never saw waits the whole timeout (its export delay is unknown):
         say so when the check starts, not only in the verdict (a typo shows in pytest's
         captured log, the server's log, and live with --log-cli-level=WARNING)."""
-        names, _ = awaited_services(spec)
-        hint = unseen_services_hint(sorted(names), services, spec)
-        if hint:
-            log.warning("flow %r: %s; its check waits for it up to wait.timeout (%s)",
-                        spec.name, hint.removeprefix("; "), format_duration_ns(spec.wait.timeout_ns))
+        warning = unseen_services_warning(spec, services)
+        if warning:
+            log.warning("%s", warning)
 
     def _settle_ns(self, spec: FlowSpec, spans: list[StoredSpan], now: int) -> int:
         """The quiet time that settles a flow. On a store whose arrivals are polled (spans come

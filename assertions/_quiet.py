@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
 
+from tracebaton import format_duration_ns
 from tracebaton.collector import SpanKind, StoredSpan
 
 from ._checks_budgets import entry_span
 from ._hops import TEST_SERVICE, Hop, dangling_calls
+from ._situation import unseen_services_hint
 from ._spec import FlowSpec
 from ._trace import FlowTrace, implausible_start
 
@@ -194,3 +196,15 @@ def unknown_delay(delays: Mapping[str, int | None], absent: Iterable[str] = ()) 
                 return f"{service} has no span in the flow, and its export delay is unknown"
             return f"{service} does not declare its export delay ({EXPORT_DELAY_ATTRIBUTE})"
     return None
+
+
+def unseen_services_warning(spec: FlowSpec, store_services: Set[str]) -> str | None:
+    """What to say when a check starts whose spec waits for a service the store never saw
+    (a typo, or a service not pointed here yet): it waits the whole timeout, its export
+    delay being unknown. None when the store saw them all."""
+    names, _ = awaited_services(spec)
+    hint = unseen_services_hint(sorted(names), store_services, spec)
+    if not hint:
+        return None
+    return (f"flow {spec.name!r}: {hint.removeprefix('; ')}; its check waits for it up to "
+            f"wait.timeout ({format_duration_ns(spec.wait.timeout_ns)})")

@@ -16,10 +16,19 @@ import pathlib
 import sys
 import uuid
 import xml.etree.ElementTree as ET
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._config import ENV_TOKEN, ENV_URL, server_url
-from ._errors import ConfigurationError, RemoteError, RequestRejectedError, ServerUnreachableError
+from ._errors import (
+    ConfigurationError,
+    RemoteError,
+    RequestRejectedError,
+    ServerUnreachableError,
+    TracebatonError,
+)
+
+if TYPE_CHECKING:
+    from tracebaton.assertions import FlowSpec
 
 _MARGIN_S = 30.0
 """Beyond a spec's own timeout, how long a check may take to come back (the server's settle)."""
@@ -136,6 +145,21 @@ def _junit(results: list[tuple[str, dict[str, Any]]]) -> bytes:
     return written
 
 
+def _warn_of_unseen_services(api: _Api, specs: list[FlowSpec]) -> None:
+    """A service the store never saw makes its check wait the whole timeout: said on stderr
+    before the wait, not only in the verdict after it."""
+    from tracebaton.assertions import unseen_services_warning
+
+    try:
+        services = set(api.call("GET", "/jaeger/api/services").get("data") or ())
+    except TracebatonError:
+        return  # the check itself says what is wrong with the server
+    for spec in specs:
+        warning = unseen_services_warning(spec, services)
+        if warning:
+            print(f"tracebaton: {warning}", file=sys.stderr, flush=True)
+
+
 def run_check(args: argparse.Namespace) -> int:
     from tracebaton.assertions import FlowResult, flow_spec_to_dict, parse_flow_spec, render_verdict
 
@@ -168,6 +192,7 @@ def run_check(args: argparse.Namespace) -> int:
             )
         specs.append((source, spec))
     api = _Api(server_url(args.server))
+    _warn_of_unseen_services(api, [spec for _, spec in specs])
     session = f"cli-{uuid.uuid4().hex[:12]}"
     results: list[tuple[str, dict[str, Any]]] = []
     try:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,33 @@ def test_check_of_one_failing_spec_names_the_culprit_hop_on_line_2(api: str, spe
     assert second == run["first_divergence"]
     assert second.startswith("cart -> inventory "), "the line names the hop that broke"
     assert "==" not in done.stdout
+
+
+def test_a_spec_naming_a_service_never_stored_is_said_before_the_wait(api: str, tmp_path: Path) -> None:
+    trace = scripted_checkout()
+    import_spans(api, trace)
+    spec = tmp_path / "typo.yaml"
+    spec.write_text(yaml.safe_dump({"name": "typo", "wait": {"timeout": "3s"},
+                                    "expect": {"hops": ["cart -> invntory"], "errors": "any"}}))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRACEBATON_")}
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracebaton", "check", str(spec), "--trace-id", trace.trace_id,
+         "--server", api],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    assert process.stderr is not None
+    with process:
+        warning = process.stderr.readline()
+        warned = time.monotonic()
+        out, rest = process.communicate(timeout=120)
+    finished = time.monotonic()
+    assert warning.startswith(
+        "tracebaton: flow 'typo': no span of 'invntory' ever arrived; seen: inventory, ")
+    assert warning.rstrip().endswith("; its check waits for it up to wait.timeout (3 s)")
+    # the check waits out its 3 s after the warning: it came when the check started
+    assert finished - warned > 2.0, (warned - started, finished - warned)
+    assert process.returncode == 1, rest
+    assert "cart -> invntory: never seen" in out
 
 
 def test_check_json_prints_one_array_of_results(api: str, specs: dict[str, Path]) -> None:
