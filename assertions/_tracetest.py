@@ -24,6 +24,7 @@ selectors/, expression/), and kept here:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -95,7 +96,9 @@ class TracetestTest:
     not_converted: tuple[NotConverted, ...]
     sources: tuple[SpecSource, ...]
     trigger: tuple[str, ...]
-    """The commands that start the flow, a line each; the first sets TRACE_ID. Empty: no trigger."""
+    """How the flow starts, a shell line each: advice (`# ` lines) first, then the request
+    that `tracebaton run` sends (reading $TRACEPARENT), or for an existing trace a last line
+    that sets TRACE_ID. Empty: no trigger."""
 
     def file_text(self, *, source: str, spec_path: str, suite: str | None = None) -> str:
         """The spec file: a header of comments (origin, trigger, provenance, what did not
@@ -106,11 +109,11 @@ class TracetestTest:
             header.append(suite)
         if self.description:
             header += ["", *self.description.strip().splitlines()]
-        if self.trigger:
-            header += ["", "Tracetest sent the request below to start the test; tracebaton sends none.",
-                       "Send it with a traceparent you choose, then judge the trace it started:", ""]
-            header += ["  " + line for line in self.trigger]
-            header.append(f'  tracebaton check {spec_path} --trace-id "$TRACE_ID"')
+        if self.trigger and self.trigger[-1].startswith("TRACE_ID="):
+            header += ["", *("  " + line for line in self.trigger),
+                       f'  tracebaton check {spec_path} --trace-id "$TRACE_ID"']
+        elif self.trigger:
+            header += ["", *_run_lines(self.trigger, spec_path)]
         else:
             header += ["", "Judge it with: tracebaton check " + spec_path + " --trace-id <trace id>"]
         if self.sources:
@@ -126,6 +129,25 @@ class TracetestTest:
         header += ["", *textwrap.wrap(_CHECKS_NOTHING_ELSE, width=96)]
         comments = "".join(f"# {line}".rstrip() + "\n" for line in header)
         return comments + flow_spec_to_yaml(parse_flow_spec(self.spec))
+
+
+def _run_lines(trigger: Sequence[str], spec_path: str) -> list[str]:
+    """`tracebaton run` sending the trigger's request from a here-document to `sh -s`: the
+    script reads as it was written (no quoting inside quotes), and $TRACEPARENT is expanded
+    by the shell `tracebaton run` starts, not by the one it is typed in."""
+    advice = list(itertools.takewhile(lambda line: line.startswith("# "), trigger))
+    script = list(trigger[len(advice):])
+    lines = ["Tracetest sent the request below to start the test. `tracebaton run` sends it with the",
+             "flow's own traceparent (the command's environment has TRACEPARENT) and judges the flow:", ""]
+    lines += ["  " + line for line in advice]
+    if not script:
+        return [*lines, f"  tracebaton run {spec_path} -- <the command that starts the flow>"]
+    end = "REQUEST"
+    while end in script:
+        end += "_"
+    return [*lines, f"  tracebaton run {spec_path} -- sh -s <<'{end}'", *("  " + line for line in script),
+            f"  {end}"]
+
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,12 +1,13 @@
-"""A Tracetest trigger as the shell commands that would start the same flow.
+"""A Tracetest trigger as the shell commands that start the same flow.
 
-tracebaton sends no requests (there is no `tracebaton run`), so `import-tracetest` writes a
-test's trigger as a comment at the top of its spec: the command that sends the request, with
-a `traceparent` header whose trace id the user then gives `tracebaton check --trace-id`.
-HTTP becomes curl and gRPC becomes grpcurl; an existing trace id (`traceid`) is used as is;
-every other trigger type is named and listed as not converted.
+`import-tracetest` writes a test's trigger as a comment at the top of its spec: the command
+that sends the request with the header `traceparent: $TRACEPARENT`, for `tracebaton run`,
+which opens the flow's root span, gives the command TRACEPARENT and judges the flow. HTTP
+becomes curl and gRPC becomes grpcurl; an existing trace id (`traceid`) is judged with
+`tracebaton check --trace-id`; every other trigger type is named and listed as not converted.
 
-The first line of every command sequence sets TRACE_ID; the spec's header adds the check.
+Leading `# ` lines are advice (variables to replace, what to send by hand); a traceid
+trigger's last line sets TRACE_ID; otherwise the lines are the request's shell script.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from ._tracetest_yaml import Document, NotConverted, is_null, line_of
 
 __all__ = ["trigger_commands"]
 
-_NEW_TRACE_ID = "TRACE_ID=$(openssl rand -hex 16)"
-_TRACEPARENT = '"traceparent: 00-$TRACE_ID-$(openssl rand -hex 8)-01"'
+_TRACEPARENT = '"traceparent: $TRACEPARENT"'
 _VARIABLE = re.compile(r"\$\{(?:var|env):[^}]*\}")
 _HTTP_KEYS = ("url", "method", "headers", "body", "auth", "authentication", "sslVerification")
 _GRPC_KEYS = ("protobufFile", "address", "service", "method", "request", "metadata", "auth")
@@ -54,13 +54,11 @@ def trigger_commands(doc: Document, node: yaml.Node) -> tuple[list[str], list[No
         lines, more = _trace_id(doc, body[1])
     else:
         advice = _OTHER_TRIGGERS.get(kind, "start the flow yourself")
-        lines = [_NEW_TRACE_ID,
-                 f"# Tracetest started this test with a {kind} trigger, not written as a command here:",
-                 f"# {advice}, with the header traceparent: 00-$TRACE_ID-<16 hex digits>-01"]
+        lines = [f"# Tracetest started this test with a {kind} trigger, not written as a command here:",
+                 f"# {advice}, with the header traceparent: $TRACEPARENT"]
         more = [NotConverted(line_of(node), f"trigger ({kind})",
-                             f"tracebaton sends no requests and writes only http, grpc and traceid "
-                             f"triggers as commands; {advice}, and pass its trace id to "
-                             "`tracebaton check --trace-id`")]
+                             f"only http, grpc and traceid triggers are written as commands; {advice}, "
+                             "with the traceparent `tracebaton run` gives the command")]
     return lines, skipped + more
 
 
@@ -166,8 +164,7 @@ def _http(doc: Document, node: yaml.Node) -> tuple[list[str], list[NotConverted]
         flag, redirect, after = _data("--data-binary", "@-", body)
         parts.append(flag)
     parts[-1] += redirect
-    lines = [*_variables(url, body or "", *(value for _, value in headers)), _NEW_TRACE_ID,
-             *_continued(parts), *after]
+    lines = [*_variables(url, body or "", *(value for _, value in headers)), *_continued(parts), *after]
     return lines, skipped + more
 
 
@@ -196,7 +193,7 @@ def _grpc(doc: Document, node: yaml.Node) -> tuple[list[str], list[NotConverted]
         parts.append(flag)
     parts.append(f"{shlex.quote(text('address') or '<host:port>')} {shlex.quote(method or '<method>')}"
                  + redirect)
-    lines = [*_variables(text("address"), text("request")), _NEW_TRACE_ID, *_continued(parts), *after]
+    lines = [*_variables(text("address"), text("request")), *_continued(parts), *after]
     return lines, skipped + more
 
 

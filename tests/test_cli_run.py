@@ -75,6 +75,50 @@ def trace_id_of(text: str) -> str:
     return text.split(" · trace ", 1)[1].split()[0]
 
 
+TRACETEST_FILE = """
+type: Test
+spec:
+  id: orders-1
+  name: Create an order
+  trigger:
+    type: http
+    httpRequest:
+      method: POST
+      url: {url}/orders
+      headers:
+      - key: Content-Type
+        value: application/json
+  specs:
+  - selector: span[tracetest.span.type="http" name="POST /orders"]
+    assertions:
+    - attr:tracetest.span.duration < 5s
+"""
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_a_converted_tracetest_trigger_is_a_tracebaton_run_command_that_passes(
+    server: RunningServer, orders: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "orders.tracetest.yaml"
+    source.write_text(TRACETEST_FILE.format(url=orders))
+    converted = tracebaton("import-tracetest", str(source), "--out", str(tmp_path / "flows"))
+    assert converted.returncode == 0, converted.stderr
+    (spec,) = (tmp_path / "flows").glob("*.yaml")
+    header = [line.removeprefix("#   ") for line in spec.read_text().splitlines()]
+    start = next(i for i, line in enumerate(header) if line.startswith("tracebaton run "))
+    end = header.index("REQUEST", start)
+    command = "\n".join(header[start : end + 1])
+    # pasted into a shell as the header shows it, with tracebaton on the PATH
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRACEBATON_")}
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120, check=False,
+                          env={**environment, "TRACEBATON_URL": server.api})
+    assert done.returncode == 0, command + "\n" + done.stdout + done.stderr
+    assert done.stdout.startswith("flow 'Create an order' passed · trace "), done.stdout
+    [run] = runs_of(server, trace_id_of(done.stdout))
+    assert run["passed"] is True
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_sends_the_traceparent_and_the_flow_passes(server: RunningServer, orders: str) -> None:
     curl = f'curl -sf -X POST -H "traceparent: $TRACEPARENT" -H "tracestate: $TRACESTATE" {orders}/orders'

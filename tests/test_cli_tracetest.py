@@ -41,8 +41,8 @@ def test_a_test_that_converts_whole_exits_0_and_writes_its_spec(tmp_path: Path) 
     assert spec.name == "Books list"
     assert [entry.select.name for entry in spec.expect.spans] == ["GET /books", "Books List"]
     text = target.read_text()
+    assert f"#   tracebaton run {target} -- sh -s <<'REQUEST'\n" in text
     assert "#   curl -X GET http://app:8080/books \\\n" in text
-    assert f'#   tracebaton check {target} --trace-id "$TRACE_ID"\n' in text
 
 
 def test_what_does_not_convert_is_listed_on_stderr_with_its_line_and_exits_1(tmp_path: Path) -> None:

@@ -175,10 +175,9 @@ def test_the_pokemon_import_example_lists_what_does_not_convert_by_line() -> Non
 def test_the_http_trigger_becomes_a_curl_command_with_a_traceparent() -> None:
     test = convert(DATA / "import-pokemon.yaml")
     assert test.trigger == (
-        "TRACE_ID=$(openssl rand -hex 16)",
         "curl -X POST http://demo-pokemon-api.demo/pokemon/import \\",
         "  -H 'Content-Type: application/json' \\",
-        '  -H "traceparent: 00-$TRACE_ID-$(openssl rand -hex 8)-01" \\',
+        '  -H "traceparent: $TRACEPARENT" \\',
         "  --data-binary '{ \"id\": 52 }'",
     )
 
@@ -188,8 +187,8 @@ def test_a_body_of_several_lines_is_sent_from_a_here_document_and_variables_are_
     assert test.trigger[0] == (
         "# Replace ${var:POKESHOP_API_URL} with its value from your Tracetest variable set first."
     )
-    assert test.trigger[2] == "curl -X POST '${var:POKESHOP_API_URL}/pokemon' \\"
-    assert test.trigger[5:] == (
+    assert test.trigger[1] == "curl -X POST '${var:POKESHOP_API_URL}/pokemon' \\"
+    assert test.trigger[4:] == (
         "  --data-binary @- <<'EOF'",
         "{",
         '  "name": "meowth",',
@@ -204,10 +203,9 @@ def test_a_body_of_several_lines_is_sent_from_a_here_document_and_variables_are_
 def test_the_grpc_trigger_becomes_a_grpcurl_command() -> None:
     test = convert(DATA / "grpc-stream-propagation.yaml")
     assert test.trigger == (
-        "TRACE_ID=$(openssl rand -hex 16)",
         "grpcurl -plaintext \\",
         "  -proto ./proto/paymentreceiver.proto \\",
-        '  -H "traceparent: 00-$TRACE_ID-$(openssl rand -hex 8)-01" \\',
+        '  -H "traceparent: $TRACEPARENT" \\',
         "  -d @ \\",
         "  producer-api:8080 proto.PaymentReceiver.ReceivePayment <<'EOF'",
         "{",
@@ -791,8 +789,7 @@ def test_triggers(trigger: str, command: list[str]) -> None:
           name: t
           trigger: {trigger}
         """)
-    lines = [line for line in test.trigger if line != "TRACE_ID=$(openssl rand -hex 16)"]
-    assert lines[: len(command)] == command
+    assert list(test.trigger[: len(command)]) == command
     assert test.not_converted == ()
 
 
@@ -817,7 +814,13 @@ def test_the_file_text_says_how_to_judge_the_trace_and_keeps_tracetests_meaning(
         "# Converted by `tracebaton import-tracetest` from books/test-api.yaml:\n"
         "# Tracetest test 'Books list' (id phAZcrT4W).\n"
     )
-    assert '#   tracebaton check out/test-api.flow.yaml --trace-id "$TRACE_ID"\n' in text
+    assert (
+        "#   tracebaton run out/test-api.flow.yaml -- sh -s <<'REQUEST'\n"
+        "#   curl -X GET http://app:8080/books \\\n"
+        "#     -H 'Content-Type: application/json' \\\n"
+        '#     -H "traceparent: $TRACEPARENT"\n'
+        "#   REQUEST\n"
+    ) in text
     assert "#   spans[0]  line 17: span[" in text
     assert yaml.safe_load(text)["expect"]["errors"] == "any"
 
