@@ -18,7 +18,6 @@ from tracebaton import Client
 from tracebaton.assertions import FlowResult
 
 pytest_plugins = ["chromium_pages"]  # its fixtures: api, browser, page
-pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
 
 @pytest.fixture(scope="module")
 def failed_run(api: str) -> dict[str, Any]:

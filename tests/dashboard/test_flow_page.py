@@ -28,7 +28,6 @@ from scripted_traces import (
 )
 
 pytest_plugins = ["chromium_pages"]  # its fixtures: api, browser, page
-pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
 
 SERVICES = (
     "frontend", "checkout-gateway", "recommendations", "inventory-reservations", "payment-authoriser",

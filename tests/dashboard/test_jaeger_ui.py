@@ -31,7 +31,6 @@ if not (BUNDLE / "index.html").is_file():
 from chromium_pages import Page  # noqa: E402  (after the skip: it needs Chromium too)
 
 pytest_plugins = ["chromium_pages"]  # its fixtures: browser, page (which fails on any console error)
-pytestmark = pytest.mark.xdist_group("heavy")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from conftest import start_server
 from scripted_traces import check, import_spans, scripted_checkout
 
 pytest_plugins = ["chromium_pages"]  # its fixtures: browser, page (api is this module's own)
-pytestmark = pytest.mark.xdist_group("heavy")  # with the other heavy tests on one xdist worker
 
 JAEGER = "http://jaeger.example:16686"
 SPEC = {"name": "checkout", "expect": {"hops": ["frontend -> auth", "frontend -> cart", "cart -> inventory"]}}
