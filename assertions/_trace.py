@@ -46,11 +46,6 @@ class FlowTrace:
     children: Mapping[str, tuple[StoredSpan, ...]]
     orphans: tuple[StoredSpan, ...]
     """Spans naming a parent that is not (yet) here."""
-    awaited_since: Mapping[str, int]
-    """missing parent span id -> the last arrival of a span naming it, where its grace starts.
-    A parent ends after its children and is exported once it ends: a server span around a
-    slow call is still working while its first children are long in, so its grace runs from
-    its last child's arrival, not its first."""
     roots: tuple[StoredSpan, ...]
     """Spans with no parent, and orphans: the tops of the forest."""
     findings: tuple[Finding, ...]
@@ -63,8 +58,12 @@ class FlowTrace:
         return None if parent_id is None else self.by_id[parent_id]
 
     def parent_awaited_since(self, orphan: StoredSpan) -> int:
-        """When the grace for the missing parent `orphan` names started (unix ns)."""
-        return self.awaited_since.get(orphan.parent_span_id or "", orphan.arrival_unix_nano)
+        """When the grace for the parent `orphan` names started (unix ns): the trace's last
+        arrival. A parent ends after its children and is exported once it ends, so a server
+        span around a slow call is still working while its first children are long in, and
+        the children still to come may be the next ones to arrive: while spans of the flow
+        keep coming, its parent may too."""
+        return max(orphan.arrival_unix_nano, self.last_arrival_unix_nano or 0)
 
     def children_of(self, span: StoredSpan) -> tuple[StoredSpan, ...]:
         return self.children.get(span.span_id, ())
@@ -142,10 +141,6 @@ def build_trace(
         if s.parent_span_id is not None and s.span_id not in parent and s.parent_span_id not in by_id
     )
     roots = tuple(s for s in ordered if s.span_id not in parent)
-    awaited_since: dict[str, int] = {}
-    for orphan in orphans:
-        key = orphan.parent_span_id or ""
-        awaited_since[key] = max(awaited_since.get(key, 0), orphan.arrival_unix_nano)
 
     for span in ordered:
         real_parent = None if span.span_id in stitched else by_id.get(parent.get(span.span_id, ""))
@@ -158,7 +153,6 @@ def build_trace(
         parent=parent,
         children={k: tuple(sorted(v, key=span_order)) for k, v in children.items()},
         orphans=orphans,
-        awaited_since=awaited_since,
         roots=roots,
         findings=tuple(findings),
         stitched=frozenset(stitched),

@@ -102,16 +102,17 @@ def test_when_the_divergence_names_no_hop_every_hop_a_failed_check_names_is_a_cu
     assert hop_blame(passed).culprits == hop_blame(passed).implicated == ()
 
 
-def test_a_missing_parent_s_grace_runs_from_its_last_child_s_arrival() -> None:
+def test_a_missing_parent_s_grace_runs_from_the_flow_s_last_arrival() -> None:
     # frontend's server span is still working on a slow call: its first child (reading the
-    # request body) arrived a second before the calls it makes after the slow one
+    # request body) arrived a second before the slow call's spans came in
     b = FlowBuilder()
     server_id = "00000000c0ffee00"
     body = b.internal("frontend", "POST /checkout http receive", parent=server_id,
                       start_ms=0, end_ms=1, arrival_ms=5)
-    slow = b.client("frontend", "POST /cart", parent=server_id, start_ms=2, end_ms=1100, arrival_ms=1105)
     other = b.internal("cart", "lookup", parent="00000000beef0000", start_ms=3, end_ms=4, arrival_ms=8)
+    slow = b.server("inventory", "POST /reserve", parent="00000000feed0000", start_ms=2, end_ms=1100,
+                    arrival_ms=1105)
     trace = flow_trace(b.spans)
-    assert {o.span_id for o in trace.orphans} == {body.span_id, slow.span_id, other.span_id}
-    assert trace.parent_awaited_since(body) == trace.parent_awaited_since(slow) == slow.arrival_unix_nano
-    assert trace.parent_awaited_since(other) == other.arrival_unix_nano
+    assert {o.span_id for o in trace.orphans} == {body.span_id, other.span_id, slow.span_id}
+    for orphan in (body, other, slow):
+        assert trace.parent_awaited_since(orphan) == slow.arrival_unix_nano
