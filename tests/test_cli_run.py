@@ -171,6 +171,9 @@ def test_a_flow_that_misses_a_hop_exits_1_naming_it(
     first, second = done.stdout.splitlines()[:2]
     assert first.startswith("flow 'orders' FAILED · trace ")
     assert second.startswith("orders -> payment: never seen"), second
+    # said before the two seconds' wait too, as `check` says it
+    assert ("tracebaton: flow 'orders': no span of 'payment' ever arrived; seen: "
+            in done.stderr), done.stderr
     [run] = runs_of(server, trace_id_of(first))
     assert run["passed"] is False
 
