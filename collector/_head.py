@@ -5,16 +5,21 @@ them to the file in large batches in the background. Readers take a snapshot of 
 before they query the file, and the writer removes flushed spans from the head only after
 their commit: so every read sees every acknowledged span in one place or both (a span in
 both reads once, as a re-sent span does).
+
+Flushed batches stay in memory a while longer (`recent`, bounded in spans): a check reads
+the traces that just arrived, and with the filter of trace ids that left memory
+(`_trace_filter`) such a read is answered without a query of the file.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from ._columns import SpanBatch
+from ._trace_filter import TraceIdFilter
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,19 @@ class HeldBatch:
     trace_ids: frozenset[bytes]
     """Of the spans (and the traces they link into): a trace's lookup skips the batches
     without it."""
+    arrival_ns: int
+    _rows: dict[bytes, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+
+    def rows_of(self, key: bytes) -> pa.Table:
+        """The trace's rows (a zero-copy slice and a small filter, not a compute call over
+        the batch: those cost a tenth of a millisecond each, however small the batch)."""
+        rows = self._rows
+        if not rows:  # built by the first read that needs it; a racing read builds the same
+            for index, trace_id in enumerate(self.spans["trace_id"].to_pylist()):
+                first, _ = rows.get(trace_id, (index, index))
+                rows[trace_id] = (first, index + 1)
+        first, end = rows.get(key, (0, 0))
+        return self.spans.slice(first, end - first)
 
     @staticmethod
     def of(batch: SpanBatch, arrival_ns: int) -> HeldBatch:
@@ -35,7 +53,7 @@ class HeldBatch:
             return table.append_column(
                 "arrival_ns", pa.repeat(pa.scalar(arrival_ns, pa.int64()), table.num_rows))
         return HeldBatch(stamped(batch.spans), None if batch.links is None else stamped(batch.links),
-                         batch.resources, batch.scopes, batch.trace_ids)
+                         batch.resources, batch.scopes, batch.trace_ids, arrival_ns)
 
 
 @dataclass(frozen=True)
@@ -62,34 +80,79 @@ _EMPTY = HeadView(None, None, {}, {})
 
 
 class Head:
-    """Held batches in acknowledgement order; appended by the writer, trimmed by the flush."""
+    """Held batches in acknowledgement order; appended by the writer, trimmed by the flush.
 
-    def __init__(self) -> None:
+    Batches the flush wrote stay readable from memory as `recent` until `max_recent_spans`
+    newer ones push them out; every trace id that leaves memory goes into `left_memory`
+    first, so a read that finds its trace in memory and not in that filter needs no file.
+    """
+
+    def __init__(self, max_recent_spans: int = 65_536) -> None:
         self.lock = threading.Lock()
         """Held while a group is logged and appended, and while a flush takes its share, so
         that a log rotation and the head agree on which requests a flush carries."""
-        self._batches: tuple[HeldBatch, ...] = ()
+        # (not yet in the file, in the file and kept), swapped as one object: a reader takes
+        # both in one step, so no batch is ever in neither.
+        self._state: tuple[tuple[HeldBatch, ...], tuple[HeldBatch, ...]] = ((), ())
         # The view with the batches it was built from, swapped as one object: a reader
         # that built a view of older batches can never install it as the current one's.
         self._view: tuple[tuple[HeldBatch, ...], HeadView] = ((), _EMPTY)
+        self._max_recent = max_recent_spans
+        self._recent_spans = 0
+        self.left_memory = TraceIdFilter()
         self.span_count = 0
 
     def append(self, batches: list[HeldBatch]) -> None:
         """Call with `lock` held."""
-        self._batches = self._batches + tuple(batches)
+        pending, recent = self._state
+        self._state = (pending + tuple(batches), recent)
         self.span_count += sum(b.spans.num_rows for b in batches)
 
     def batches(self) -> tuple[HeldBatch, ...]:
-        return self._batches
+        """The batches the file has not caught up with."""
+        return self._state[0]
+
+    def in_memory(self) -> tuple[HeldBatch, ...]:
+        """Every batch memory holds, flushed or not, oldest first (take it before asking
+        `left_memory`: a batch leaves memory only after its ids are in that filter)."""
+        pending, recent = self._state
+        return recent + pending
 
     def drop_first(self, count: int) -> None:
-        """Forget the first `count` batches: they are committed to the file."""
+        """The first `count` batches are committed to the file: keep them as recent."""
         with self.lock:
-            dropped, self._batches = self._batches[:count], self._batches[count:]
-            self.span_count -= sum(b.spans.num_rows for b in dropped)
+            pending, recent = self._state
+            dropped = pending[:count]
+            flushed = sum(b.spans.num_rows for b in dropped)
+            self.span_count -= flushed
+            self._recent_spans += flushed
+            recent += dropped
+            spans, drop = self._recent_spans, 0
+            while drop < len(recent) and spans > self._max_recent:
+                spans -= recent[drop].spans.num_rows
+                drop += 1
+            self._leave_memory(recent[:drop])
+            self._state = (pending[count:], recent[drop:])
+            self._recent_spans = spans
+
+    def forget_before(self, arrival_ns: int) -> None:
+        """Retention deleted rows that arrived before `arrival_ns`: recent batches that old
+        go too (their pinned traces, spared in the file, are read from there)."""
+        with self.lock:
+            pending, recent = self._state
+            old = tuple(b for b in recent if b.arrival_ns < arrival_ns)
+            if old:
+                self._leave_memory(old)
+                self._state = (pending, tuple(b for b in recent if b.arrival_ns >= arrival_ns))
+                self._recent_spans -= sum(b.spans.num_rows for b in old)
+
+    def _leave_memory(self, batches: tuple[HeldBatch, ...]) -> None:
+        for batch in batches:
+            self.left_memory.add(batch.trace_ids)
 
     def view(self) -> HeadView:
-        batches = self._batches
+        """The batches the file has not caught up with, as tables."""
+        batches = self._state[0]
         built_from, view = self._view
         if built_from is not batches:
             view = HeadView.of(batches)

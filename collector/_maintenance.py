@@ -75,6 +75,11 @@ class ReferenceSweeper(Protocol):
         refers to them."""
         ...
 
+    def pruned_before(self, arrival_ns: int) -> None:
+        """Rows that arrived before `arrival_ns` may be gone from the file (pinned traces
+        excepted): what memory keeps of them goes too."""
+        ...
+
 
 class Maintenance:
     """Checkpoints when the WAL grows or ingest goes quiet; prunes oldest spans first.
@@ -215,6 +220,8 @@ class Maintenance:
                 rows = self._delete_before(step, hold_pins=attempt == _PRUNE_ATTEMPTS - 1)
                 if rows is not None:
                     deleted += rows
+                    if rows and self._sweeper is not None:
+                        self._sweeper.pruned_before(step)
                     break
         elapsed = time.perf_counter() - started
         self.prune_passes += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ._addresses import served_at
 from ._anyvalue import attribute_dict, attribute_patterns, attributes_match
-from ._head import Head, HeadView
+from ._head import Head, HeadView, HeldBatch
 from ._ids import ResentSpans, trace_id_bytes
 from ._model import (
     Attributes,
@@ -84,7 +84,8 @@ def _status(value: int) -> StatusCode:
 class SpanReader:
     """Reads through one DuckDB connection (one per thread: connections are not shared)."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, head: Head) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, head: Head,
+                 resource_generation: Callable[[], int]) -> None:
         self._connection = connection
         self.connection = connection
         """This thread's cursor, for the store's other reads and small writes (runs)."""
@@ -92,6 +93,8 @@ class SpanReader:
         self._registered: tuple[pa.Table | None, pa.Table | None] = (None, None)
         self._resource_bodies: dict[int, bytes] = {}
         self._scope_bodies: dict[int, bytes] = {}
+        self._resource_generation = resource_generation
+        self._file_services: tuple[int, frozenset[str]] | None = None
 
     def _take_head(self) -> HeadView | None:
         """The head as this read sees it, registered as `head_spans` and `head_links` (None:
@@ -161,25 +164,32 @@ class SpanReader:
         out.sort(key=lambda s: (s.start_unix_nano, s.span_id))
         return out
 
-    def _held_rows(self, key: bytes) -> list[tuple[Any, ...]]:
-        """The head's rows of one trace, found without a scan of the head: a trace's spans
-        sit in the few batches that name it."""
+    def _held_batches(self, key: bytes) -> tuple[list[HeldBatch], bool]:
+        """The batches in memory that name the trace (a trace's spans sit in the few that
+        name it: no scan of memory), and whether the file may hold spans of it that memory
+        does not. Memory is taken first: see `Head.in_memory`."""
+        batches = [held for held in self._head.in_memory() if key in held.trace_ids]
+        return batches, self._head.left_memory.may_hold(key)
+
+    def _held_rows(self, batches: list[HeldBatch], key: bytes) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
-        for held in self._head.batches():
-            if key not in held.trace_ids:
-                continue
+        for held in batches:
             for rid, (_, body) in held.resources.items():
                 self._resource_bodies.setdefault(rid, body)
             for sid, body in held.scopes.items():
                 self._scope_bodies.setdefault(sid, body)
-            table = held.spans.filter(pc.equal(held.spans["trace_id"], pa.scalar(key, pa.binary())))
-            rows.extend(zip(*(table[name].to_pylist() for name in _SPAN_COLUMNS), strict=True))
+            table = held.rows_of(key)
+            rows.extend(row for row in zip(*(table[name].to_pylist() for name in _SPAN_COLUMNS),
+                                           strict=True) if row[0] == key)
         return rows
 
     def trace(self, trace_id: str) -> list[StoredSpan]:
         key = trace_id_bytes(trace_id)
+        batches, in_file = self._held_batches(key)  # before the file: see the module's docstring
+        held = self._held_rows(batches, key)
+        if not in_file:
+            return self._spans(held)
         connection = self._connection
-        held = self._held_rows(key)  # before the file: see the module's docstring
         # A trace's spans arrive together, so they sit in a narrow band of rows. Fetched one by
         # one through the index, each row decompresses its whole block of bodies again (a
         # 500-span trace: ~45 ms); read as one range of rows, each block once (~4 ms). One
@@ -223,23 +233,31 @@ class SpanReader:
 
     def linked(self, trace_id: str) -> list[str]:
         key = trace_id_bytes(trace_id)
-        head = self._take_head()
-        condition = "WHERE linked_trace_id = ? AND trace_id <> linked_trace_id"
-        found = {row[0] for row in self._connection.execute(
-            f"SELECT DISTINCT trace_id FROM span_links {condition}", [key]).fetchall()}
-        if head is not None:
+        # A batch with a link into the trace names the trace among its own (`HeldBatch`).
+        batches, in_file = self._held_batches(key)
+        found: set[bytes] = set()
+        wanted = pa.scalar(key, pa.binary())
+        for held in batches:
+            if held.links is not None:
+                links = held.links
+                found.update(links.filter(pc.equal(links["linked_trace_id"], wanted))["trace_id"].to_pylist())
+        if in_file:
             found.update(row[0] for row in self._connection.execute(
-                f"SELECT DISTINCT trace_id FROM head_links {condition}", [key]).fetchall())
+                "SELECT DISTINCT trace_id FROM span_links WHERE linked_trace_id = ?", [key]).fetchall())
+        found.discard(key)
         return sorted(trace_id.hex() for trace_id in found)
 
     def services(self) -> list[str]:
         # Every span's service has its resource row (written in the span's commit); that
-        # table is a row per service instance, not per span.
-        head = self._take_head()
-        found = {row[0] for row in self._connection.execute(
-            "SELECT DISTINCT service FROM resources WHERE service IS NOT NULL").fetchall()}
-        if head is not None:
-            found.update(service for service, _ in head.resources.values() if service is not None)
+        # table is a row per service instance, not per span. Read again only once the
+        # writer changed it.
+        generation = self._resource_generation()
+        if self._file_services is None or self._file_services[0] != generation:
+            self._file_services = (generation, frozenset(row[0] for row in self._connection.execute(
+                "SELECT DISTINCT service FROM resources WHERE service IS NOT NULL").fetchall()))
+        found = set(self._file_services[1])
+        for held in self._head.batches():
+            found.update(service for service, _ in held.resources.values() if service is not None)
         return sorted(found)
 
     def operations(self, service: str) -> list[Operation]:

@@ -177,7 +177,7 @@ class DuckDBSpanStore:
             cursor = self._connection.cursor()
             with self._readers_lock:
                 self._readers.append(cursor)
-            reader = SpanReader(cursor, self._writer.head)
+            reader = SpanReader(cursor, self._writer.head, lambda: self._writer.resource_generation)
             self._local.reader = reader
         return reader
 

@@ -97,6 +97,9 @@ class CommitWriter:
         self._noted_resources: set[int] = set()
         self._noted_scopes: set[int] = set()
         self.swept = 0
+        self.resource_generation = 0
+        """Counts changes to the resources table: a reader's list of services is current
+        while this stays what it was when the list was read."""
         self.flushes = 0
         self.longest_flush_s = 0.0
 
@@ -107,8 +110,28 @@ class CommitWriter:
             "SELECT scope_id FROM scopes").fetchall()}
         if self._log is not None:
             self._replay(self._log)
+        # After the replay, which writes to the file directly: the scan sees its rows.
+        threading.Thread(target=self._learn_file_trace_ids, args=(self._connection.cursor(),),
+                         name="tracebaton-trace-ids", daemon=True).start()
         self._flusher.start()
         self._queue.start()
+
+    def _learn_file_trace_ids(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Put the trace ids the file holds at start into the head's filter (a second or so
+        for ten million spans, off the acknowledgement path); reads ask the file until then."""
+        started = time.perf_counter()
+        try:
+            with cursor:
+                reader = cursor.sql(
+                    "SELECT DISTINCT trace_id FROM spans UNION "
+                    "SELECT DISTINCT linked_trace_id FROM span_links").to_arrow_reader(65_536)
+                for chunk in reader:
+                    self.head.left_memory.add(chunk.column(0).to_pylist())
+        except duckdb.Error:  # the store closed meanwhile; the filter stays unready (safe)
+            log.debug("reading the file's trace ids failed", exc_info=True)
+            return
+        self.head.left_memory.ready = True
+        log.debug("trace ids of the file read in %.0f ms", (time.perf_counter() - started) * 1000)
 
     def _replay(self, ingest_log: IngestLog) -> None:
         """Commit what the log holds (requests acknowledged before a crash) to the file."""
@@ -265,6 +288,9 @@ class CommitWriter:
                 self._noted_resources = set()
                 self._noted_scopes = set()
 
+    def pruned_before(self, arrival_ns: int) -> None:
+        self.head.forget_before(arrival_ns)
+
     def forget(self, resource_ids: set[int], scope_ids: set[int]) -> None:
         """Delete these resource and scope rows, found unreferenced by a query that started
         after `note_references`, unless a commit since then refers to them.
@@ -303,6 +329,7 @@ class CommitWriter:
             return
         self._known_resources -= resources
         self._known_scopes -= scopes
+        self.resource_generation += 1
         self.swept += len(resources) + len(scopes)
 
     def _commit(self, batches: Sequence[HeldBatch]) -> None:
@@ -357,6 +384,8 @@ class CommitWriter:
                 connection.unregister(name)
         self._known_resources.update(new_resources)
         self._known_scopes.update(new_scopes)
+        if new_resources:
+            self.resource_generation += 1
         with self._lock:
             # Noted after the commit: a commit noted before the sweep's query began is one
             # that query sees.
