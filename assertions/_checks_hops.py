@@ -78,10 +78,6 @@ def check_hops(situation: Situation) -> CheckResult | None:
     return existential("hops", missing, situation)
 
 
-def _first(pattern: HopPattern, hops: Iterable[Hop]) -> Hop | None:
-    return next(iter(_matching(pattern, hops)), None)
-
-
 def check_order(situation: Situation) -> CheckResult | None:
     expect = situation.spec.expect
     if not expect.hops or expect.order is Order.ANY:
@@ -90,11 +86,14 @@ def check_order(situation: Situation) -> CheckResult | None:
         return _exact_order(situation)
     inversions = []
     groups = expect.hops
+    # each pattern matched once, not once for every pair it is in
+    matches = {p: _matching(p, situation.hops) for group in groups for p in group}
     for i, earlier_group in enumerate(groups):
         for later_group in groups[i + 1 :]:
             for x_pattern in earlier_group:
                 for y_pattern in later_group:
-                    x, ys = _first(x_pattern, situation.hops), _matching(y_pattern, situation.hops)
+                    xs, ys = matches[x_pattern], matches[y_pattern]
+                    x = xs[0] if xs else None
                     if x is None or not ys:
                         continue
                     # A subsequence needs one Y after the first X: an extra Y before it (a
@@ -108,7 +107,7 @@ def check_order(situation: Situation) -> CheckResult | None:
                                 y.text,
                             )
                         )
-    all_seen = all(_matching(p, situation.hops) for group in groups for p in group)
+    all_seen = all(matches.values())
     if inversions:
         # spans arrive out of order: an earlier instance of the first hop may still come
         if situation.settled or situation.final:
