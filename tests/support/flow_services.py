@@ -5,6 +5,8 @@ context crosses every hop through the W3C propagators, as between real processes
 
     python flow_services.py --traceparent TP [--baggage B] --scenario NAME [--late-ms N] [--stdin]
 
+With --stdin, each flow's "done" line says when its last export was acknowledged (ns).
+
 The flow: frontend -> auth, frontend -> cart, cart -> inventory, frontend -> payment,
 payment -> stripe (an uninstrumented peer at 127.0.0.1:9001), frontend -> orders,
 orders ~> email (a PRODUCER span, consumed through an outbox in a trace of its own, linked).
@@ -24,7 +26,7 @@ from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -45,10 +47,32 @@ SCENARIOS = (
 )
 
 
+class AcknowledgedExporter(SpanExporter):
+    """The OTLP exporter, noting when the collector last acknowledged an export: the clock
+    a benchmark measures verdict latency from."""
+
+    last_ack_ns = 0
+
+    def __init__(self) -> None:
+        self._exporter = OTLPSpanExporter()
+
+    def export(self, spans: Any) -> SpanExportResult:
+        result = self._exporter.export(spans)
+        if result is SpanExportResult.SUCCESS:
+            AcknowledgedExporter.last_ack_ns = max(AcknowledgedExporter.last_ack_ns, time.time_ns())
+        return result
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+
 def tracer(service: str) -> trace.Tracer:
     if service not in PROVIDERS:
         provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(AcknowledgedExporter()))
         PROVIDERS[service] = provider
     return PROVIDERS[service].get_tracer("tests.flow_services")
 
@@ -258,7 +282,8 @@ def main() -> int:
         for line in sys.stdin:
             traceparent, scenario = line.split()
             run(traceparent, args.baggage, scenario, args.late_ms)
-            print("done", flush=True)
+            # when the flow's last export was acknowledged, on this host's clock
+            print(f"done {AcknowledgedExporter.last_ack_ns}", flush=True)
     for provider in PROVIDERS.values():
         provider.shutdown()
     return 0
