@@ -250,13 +250,16 @@ class SpanReader:
     def services(self) -> list[str]:
         # Every span's service has its resource row (written in the span's commit); that
         # table is a row per service instance, not per span. Read again only once the
-        # writer changed it.
+        # writer changed it. The head is taken first: a batch the flush moves meanwhile is
+        # then in the file the query reads (the writer counts its resources before it lets
+        # the batch go from the head).
+        pending = self._head.batches()
         generation = self._resource_generation()
         if self._file_services is None or self._file_services[0] != generation:
             self._file_services = (generation, frozenset(row[0] for row in self._connection.execute(
                 "SELECT DISTINCT service FROM resources WHERE service IS NOT NULL").fetchall()))
         found = set(self._file_services[1])
-        for held in self._head.batches():
+        for held in pending:
             found.update(service for service, _ in held.resources.values() if service is not None)
         return sorted(found)
 
