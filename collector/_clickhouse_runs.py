@@ -1,6 +1,7 @@
 """Recorded flow results in `tracebaton_runs` (the ClickHouse store's `RunLog`).
 
-Listeners hear of the runs this process records, after the insert. When several tracebaton
+Written behind the verdict by a run writer thread (`_run_writer`); listeners hear of the
+runs this process records, after the insert. When several tracebaton
 replicas share one ClickHouse, a replica's dashboard lists the others' runs by reading the
 table (each page load and each live-list refresh); it is not told of them as they land.
 """
@@ -8,7 +9,6 @@ table (each page load and each live-list refresh); it is not told of them as the
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,7 +18,8 @@ import orjson
 from ._clickhouse_reads import glob_regex
 from ._clickhouse_schema import Tables
 from ._model import RunQuery, RunRecord, RunSummary
-from ._runs import MAX_RUN_LIMIT, RunLog, is_run_id, new_run_id
+from ._run_writer import QueuedRun, RunListeners, RunWriter, run_summary
+from ._runs import MAX_RUN_LIMIT, is_run_id, new_run_id
 
 log = logging.getLogger("tracebaton.collector")
 
@@ -36,13 +37,13 @@ def _summary(row: Sequence[Any]) -> RunSummary:
 
 
 class ClickHouseRuns:
-    def __init__(self, tables: Tables, *, max_runs: int) -> None:
+    def __init__(self, tables: Tables, client: Callable[[], Any], *, max_runs: int) -> None:
         self._tables = tables
+        self._client = client
+        """The calling thread's client (one per thread): the run writer's, when it writes."""
         self._max_runs = max_runs
-        # the DuckDB store's run log, for its listeners only: who hears of a run, and how a
-        # broken listener is kept from failing the check that recorded it, is one rule
-        self._listeners = RunLog(max_runs=max_runs)
-        self._lock = threading.Lock()
+        self._listeners = RunListeners()
+        self._writer = RunWriter(self._write, self._listeners, name="tracebaton-clickhouse-runs")
         self._recorded = 0
         # a lightweight DELETE is a mutation: now and then, not per run (reads bound themselves)
         self._trim_every = max(50, min(1000, max_runs // 10))
@@ -52,38 +53,32 @@ class ClickHouseRuns:
         return (f"(SELECT * FROM {self._tables.runs} ORDER BY recorded_ns DESC, run_id DESC "
                 f"LIMIT {int(self._max_runs)})")
 
-    def record(self, client: Any, result: Mapping[str, Any], *, test_id: str | None,
+    def record(self, result: Mapping[str, Any], *, test_id: str | None,
                session_id: str | None) -> RunSummary:
         now = time.time_ns()
-        run_id = new_run_id(now)
-        trace_id = result.get("trace_id")
-        waited = result.get("waited_ms")
-        first = result.get("first_divergence")
-        covered = result.get("trace_ids")
-        summary = RunSummary(
-            run_id=run_id,
-            name=str(result.get("name") or ""),
-            trace_id=trace_id if isinstance(trace_id, str) else None,
-            passed=bool(result.get("passed")),
-            test_id=test_id,
-            session_id=session_id,
-            recorded_unix_nano=now,
-            first_divergence=first if isinstance(first, str) else None,
-            waited_ms=waited if isinstance(waited, int) and not isinstance(waited, bool) else None,
-        )
-        client.insert(self._tables.runs_name, [[
-            summary.run_id, summary.name, summary.trace_id, summary.passed, test_id, session_id, now,
-            summary.first_divergence, summary.waited_ms,
-            [t for t in covered if isinstance(t, str)] if isinstance(covered, list) else [],
-            orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS).decode(),
-        ]], column_names=list(_COLUMNS), database=self._tables.database, settings={"async_insert": 0})
-        self._listeners._announce(summary)
-        with self._lock:
-            self._recorded += 1
-            trim = self._recorded % self._trim_every == 0
-        if trim:
-            self._trim(client)
+        summary = run_summary(result, run_id=new_run_id(now), recorded_ns=now, test_id=test_id,
+                              session_id=session_id)
+        self._writer.submit(QueuedRun.of(summary, result))
         return summary
+
+    def _write(self, runs: Sequence[QueuedRun]) -> None:
+        client = self._client()
+        client.insert(self._tables.runs_name, [[
+            r.summary.run_id, r.summary.name, r.summary.trace_id, r.summary.passed, r.summary.test_id,
+            r.summary.session_id, r.summary.recorded_unix_nano, r.summary.first_divergence,
+            r.summary.waited_ms, list(r.trace_ids), r.result_json,
+        ] for r in runs], column_names=list(_COLUMNS), database=self._tables.database,
+            settings={"async_insert": 0})
+        before, self._recorded = self._recorded, self._recorded + len(runs)
+        if before // self._trim_every != self._recorded // self._trim_every:
+            self._trim(client)
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait for the runs this process recorded so far to be inserted (reads call it first)."""
+        return self._writer.flush(timeout_s)
+
+    def shutdown(self) -> None:
+        self._writer.shutdown()
 
     def _trim(self, client: Any) -> None:
         try:
@@ -96,6 +91,7 @@ class ClickHouseRuns:
             log.warning("trimming old runs failed; the next record retries", exc_info=True)
 
     def runs(self, client: Any, query: RunQuery) -> list[RunSummary]:
+        self.flush()
         where: list[str] = []
         params: dict[str, Any] = {}
         if query.passed is not None:
@@ -126,6 +122,7 @@ class ClickHouseRuns:
     def run(self, client: Any, run_id: str) -> RunRecord | None:
         if not is_run_id(run_id):
             return None
+        self.flush()
         rows = client.query(
             f"SELECT {_SUMMARY}, result FROM {self._kept()} WHERE run_id = {{rid:String}} LIMIT 1",
             parameters={"rid": run_id}).result_rows

@@ -250,7 +250,7 @@ class ClickHouseSpanStore:
         self._queue: IngestQueue[RowBatch] = IngestQueue(
             self._commit, on_committed=self._committed, max_pending_spans=max_pending_spans,
             name="tracebaton-clickhouse-writer")
-        self._runs = ClickHouseRuns(self.tables, max_runs=max_runs)
+        self._runs = ClickHouseRuns(self.tables, self._client, max_runs=max_runs)
         self._local = threading.local()
         self._clients: list[Any] = []
         self._clients_lock = threading.Lock()
@@ -385,6 +385,7 @@ class ClickHouseSpanStore:
             return
         if self._started:
             self._queue.shutdown()
+        self._runs.shutdown()
         self._closed = True
         with self._wake:
             self._wake.notify_all()
@@ -571,9 +572,9 @@ class ClickHouseSpanStore:
 
     def record_run(self, result: Mapping[str, Any], *, test_id: str | None = None,
                    session_id: str | None = None) -> str:
-        run_id: str = self._read(lambda r: self._runs.record(
-            self._client(), result, test_id=test_id, session_id=session_id).run_id)
-        return run_id
+        if self._closed:
+            raise StoreClosedError("the store is shut down")
+        return self._runs.record(result, test_id=test_id, session_id=session_id).run_id
 
     def runs(self, query: RunQuery) -> list[RunSummary]:
         runs: list[RunSummary] = self._read(lambda r: self._runs.runs(self._client(), query))

@@ -1,16 +1,16 @@
 """Recorded flow results (DESIGN §3, §6): every checked flow lands in `flow_results`, so the
 dashboard lists them and a failure message's link finds its verdict.
 
-Written through the caller's own cursor (a run is one small row; it needs no grouped commit
-and must never queue behind span ingest), and announced to listeners after the commit so a
-dashboard open on the Flows page shows it at once, without polling.
+Written by the run writer's thread on its own cursor, behind the verdict (`_run_writer`): a
+run is one small row; it needs no grouped commit and must never queue behind span ingest.
+Listeners hear of it after its commit, so a dashboard open on the Flows page shows it at
+once, without polling.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,6 +19,7 @@ import duckdb
 import orjson
 
 from ._model import RunQuery, RunRecord, RunSummary
+from ._run_writer import QueuedRun, RunListeners, RunWriter, run_summary
 
 log = logging.getLogger("tracebaton.collector")
 
@@ -55,68 +56,49 @@ def _summary(row: Sequence[Any]) -> RunSummary:
 
 
 class RunLog:
-    """Runs in the store's `flow_results` table, and who to tell when one is recorded."""
+    """Runs in the store's `flow_results` table, written behind the check (`RunWriter`)."""
 
-    def __init__(self, *, max_runs: int = 100_000) -> None:
-        self._listeners: list[Callable[[RunSummary], None]] = []
-        self._lock = threading.Lock()
+    def __init__(self, connection: duckdb.DuckDBPyConnection, *, max_runs: int = 100_000) -> None:
+        self._connection = connection
+        """The run writer's own cursor (used on its thread only)."""
+        self._listeners = RunListeners()
+        self._writer = RunWriter(self._write, self._listeners)
         # Runs outlive their spans' retention otherwise: the newest `max_runs` are kept,
         # trimmed now and then rather than on every record.
         self._max_runs = max_runs
         self._trim_every = max(1, min(1000, max_runs // 10))
         self._recorded = 0
-        self._trimming = threading.Lock()
 
-    def record(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        result: Mapping[str, Any],
-        *,
-        test_id: str | None,
-        session_id: str | None,
-    ) -> RunSummary:
+    def record(self, result: Mapping[str, Any], *, test_id: str | None,
+               session_id: str | None) -> RunSummary:
         now = time.time_ns()
-        run_id = new_run_id(now)
-        trace_id = result.get("trace_id")
-        waited = result.get("waited_ms")
-        first = result.get("first_divergence")
-        connection.execute(
-            "INSERT INTO flow_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                str(result.get("name") or ""),
-                trace_id if isinstance(trace_id, str) else None,
-                bool(result.get("passed")),
-                test_id,
-                session_id,
-                now,
-                orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS).decode(),
-            ],
-        )
-        summary = RunSummary(
-            run_id=run_id,
-            name=str(result.get("name") or ""),
-            trace_id=trace_id if isinstance(trace_id, str) else None,
-            passed=bool(result.get("passed")),
-            test_id=test_id,
-            session_id=session_id,
-            recorded_unix_nano=now,
-            first_divergence=first if isinstance(first, str) else None,
-            waited_ms=waited if isinstance(waited, int) and not isinstance(waited, bool) else None,
-        )
-        self._announce(summary)
-        with self._lock:
-            self._recorded += 1
-            trim = self._recorded % self._trim_every == 0
-        if trim:
-            self._trim(connection)
+        summary = run_summary(result, run_id=new_run_id(now), recorded_ns=now, test_id=test_id,
+                              session_id=session_id)
+        self._writer.submit(QueuedRun.of(summary, result))
         return summary
 
+    def _write(self, runs: Sequence[QueuedRun]) -> None:
+        connection = self._connection
+        connection.executemany(
+            "INSERT INTO flow_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [[r.summary.run_id, r.summary.name, r.summary.trace_id, r.summary.passed, r.summary.test_id,
+              r.summary.session_id, r.summary.recorded_unix_nano, r.result_json] for r in runs],
+        )
+        before, self._recorded = self._recorded, self._recorded + len(runs)
+        if before // self._trim_every != self._recorded // self._trim_every:
+            self._trim(connection)
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait for the runs recorded so far to be written (reads of runs call it first)."""
+        return self._writer.flush(timeout_s)
+
+    def shutdown(self) -> None:
+        """Write the queued runs (before the store closes its connection)."""
+        self._writer.shutdown()
+
     def _trim(self, connection: duckdb.DuckDBPyConnection) -> None:
-        # one trim at a time (two deletes of the same rows would conflict); a trim that fails
-        # is retried at the next one and never fails the check that recorded the run
-        if not self._trimming.acquire(blocking=False):
-            return
+        # on the run writer's thread; a trim that fails is retried at the next one and never
+        # keeps a run from being written
         try:
             connection.execute(
                 "DELETE FROM flow_results WHERE run_id NOT IN "
@@ -125,10 +107,9 @@ class RunLog:
             )
         except duckdb.Error:
             log.warning("trimming recorded runs failed; retried later", exc_info=True)
-        finally:
-            self._trimming.release()
 
     def runs(self, connection: duckdb.DuckDBPyConnection, query: RunQuery) -> list[RunSummary]:
+        self.flush()
         where: list[str] = []
         params: list[Any] = []
         if query.passed is not None:
@@ -162,6 +143,7 @@ class RunLog:
         return [_summary(row) for row in rows]
 
     def run(self, connection: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord | None:
+        self.flush()
         # Fetched to the end: a result left open on this thread's connection would make its
         # next read refuse to register the in-memory head.
         rows = connection.execute(
@@ -174,21 +156,4 @@ class RunLog:
         return RunRecord(summary=_summary(row), result=result if isinstance(result, dict) else {})
 
     def subscribe(self, listener: Callable[[RunSummary], None]) -> Callable[[], None]:
-        with self._lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
-
-    def _announce(self, summary: RunSummary) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(summary)
-            except Exception:  # one broken listener must not fail the check that recorded
-                log.exception("a run listener failed")
+        return self._listeners.subscribe(listener)

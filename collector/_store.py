@@ -92,7 +92,7 @@ class DuckDBSpanStore:
             retention_max_spans=retention_max_spans,
             retention_max_age_ns=retention_max_age_ns,
         )
-        self._runs = RunLog(max_runs=max_runs)
+        self._runs = RunLog(self._connection.cursor(), max_runs=max_runs)
         self._local = threading.local()
         self._readers: list[duckdb.DuckDBPyConnection] = []
         self._readers_lock = threading.Lock()
@@ -130,6 +130,7 @@ class DuckDBSpanStore:
         if self._closed:
             return
         self._closed = True
+        self._runs.shutdown()
         if self._started:
             self._writer.shutdown()
             self._maintenance.shutdown()
@@ -206,8 +207,9 @@ class DuckDBSpanStore:
 
     def record_run(self, result: Mapping[str, Any], *, test_id: str | None = None,
                    session_id: str | None = None) -> str:
-        return self._runs.record(self._reader().connection, result, test_id=test_id,
-                                 session_id=session_id).run_id
+        if self._closed:
+            raise StoreClosedError("the store is shut down")
+        return self._runs.record(result, test_id=test_id, session_id=session_id).run_id
 
     def runs(self, query: RunQuery) -> list[RunSummary]:
         return self._runs.runs(self._reader().connection, query)

@@ -77,10 +77,12 @@ def test_a_run_is_found_by_any_trace_its_flow_covered(store: SpanStore) -> None:
 def test_listeners_hear_of_each_run_after_it_is_readable(store: SpanStore) -> None:
     heard: list[RunSummary] = []
     readable: list[bool] = []
+    first_heard = threading.Event()
 
     def listener(summary: RunSummary) -> None:
         heard.append(summary)
         readable.append(store.run(summary.run_id) is not None)
+        first_heard.set()
 
     unsubscribe = store.on_run_recorded(listener)
     recorded = threading.Thread(
@@ -90,11 +92,27 @@ def test_listeners_hear_of_each_run_after_it_is_readable(store: SpanStore) -> No
     )
     recorded.start()
     recorded.join(30)
+    assert first_heard.wait(30), "the listener heard of the run"
     assert [s.test_id for s in heard] == ["t::x"]
     assert readable == [True]
     unsubscribe()
+    later = threading.Event()
+    store.on_run_recorded(lambda summary: later.set())
     store.record_run(_result("checkout", True, "c" * 32))
+    assert later.wait(30), "the run after it was announced"
     assert len(heard) == 1, "unsubscribed"
+
+
+def test_a_run_reads_back_at_once_from_another_thread(store: SpanStore) -> None:
+    # recorded behind the verdict, yet a reader (the dashboard, the API) never misses it
+    run_ids = [store.record_run(_result("checkout", True, "c" * 32), test_id=f"t::{i}") for i in range(20)]
+    found: list[object] = []
+    reader = threading.Thread(target=lambda: found.extend(store.run(run_id) for run_id in run_ids))
+    reader.start()
+    reader.join(30)
+    assert len(found) == 20
+    assert None not in found, "every run read back"
+    assert {r.run_id for r in store.runs(RunQuery(limit=100))} >= set(run_ids)
 
 
 def test_a_broken_listener_does_not_fail_the_recording(store: SpanStore) -> None:
