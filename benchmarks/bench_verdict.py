@@ -153,6 +153,8 @@ def run_mode(mode: str, host: FlowHost, args: argparse.Namespace, settle_ms: flo
         assert services.stdout is not None
         services.stdout.readline()
         for kind, spec in specs(args.settle).items():
+            if kind not in args.specs.split(","):
+                continue
             measure(host, services, spec, 5)  # warm-up: imports, first reads
             latencies = measure(host, services, spec, args.flows)
             target = 10.0 if kind == "existential" else settle_ms + 20.0
@@ -170,6 +172,7 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=200)
     parser.add_argument("--settle", default="100ms")
     parser.add_argument("--modes", default="embedded,remote", help="comma-separated: embedded, remote")
+    parser.add_argument("--specs", default="existential,full", help="comma-separated: existential, full")
     args = parser.parse_args()
     settle_ms = parse_duration_ns(args.settle) / 1e6
     for mode in args.modes.split(","):

@@ -100,11 +100,20 @@ class Head:
         self._max_recent = max_recent_spans
         self._recent_spans = 0
         self.left_memory = TraceIdFilter()
+        # The batches in memory that name each trace id, oldest first. A check reads a trace
+        # many times while thousands of small batches are in memory: a scan of them all took
+        # most of a read. Values are tuples, replaced whole (under `lock`), so a reader's
+        # `get` is one consistent snapshot.
+        self._by_trace: dict[bytes, tuple[HeldBatch, ...]] = {}
         self.span_count = 0
 
     def append(self, batches: list[HeldBatch]) -> None:
         """Call with `lock` held."""
         pending, recent = self._state
+        by_trace = self._by_trace
+        for batch in batches:
+            for trace_id in batch.trace_ids:
+                by_trace[trace_id] = (*by_trace.get(trace_id, ()), batch)
         self._state = (pending + tuple(batches), recent)
         self.span_count += sum(b.spans.num_rows for b in batches)
 
@@ -113,10 +122,15 @@ class Head:
         return self._state[0]
 
     def in_memory(self) -> tuple[HeldBatch, ...]:
-        """Every batch memory holds, flushed or not, oldest first (take it before asking
-        `left_memory`: a batch leaves memory only after its ids are in that filter)."""
+        """Every batch memory holds, flushed or not, oldest first."""
         pending, recent = self._state
         return recent + pending
+
+    def holding(self, trace_id: bytes) -> tuple[HeldBatch, ...]:
+        """The batches in memory, flushed or not, that name the trace, oldest first (take
+        them before asking `left_memory`: a batch leaves memory only after its ids are in
+        that filter)."""
+        return self._by_trace.get(trace_id, ())
 
     def drop_first(self, count: int) -> None:
         """The first `count` batches are committed to the file: keep them as recent."""
@@ -149,6 +163,14 @@ class Head:
     def _leave_memory(self, batches: tuple[HeldBatch, ...]) -> None:
         for batch in batches:
             self.left_memory.add(batch.trace_ids)
+        by_trace = self._by_trace
+        for batch in batches:  # after the filter has them all: see `holding`
+            for trace_id in batch.trace_ids:
+                kept = tuple(b for b in by_trace.get(trace_id, ()) if b is not batch)
+                if kept:
+                    by_trace[trace_id] = kept
+                else:
+                    by_trace.pop(trace_id, None)
 
     def view(self) -> HeadView:
         """The batches the file has not caught up with, as tables."""

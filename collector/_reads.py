@@ -167,8 +167,8 @@ class SpanReader:
     def _held_batches(self, key: bytes) -> tuple[list[HeldBatch], bool]:
         """The batches in memory that name the trace (a trace's spans sit in the few that
         name it: no scan of memory), and whether the file may hold spans of it that memory
-        does not. Memory is taken first: see `Head.in_memory`."""
-        batches = [held for held in self._head.in_memory() if key in held.trace_ids]
+        does not. Memory is taken first: see `Head.holding`."""
+        batches = list(self._head.holding(key))
         return batches, self._head.left_memory.may_hold(key)
 
     def _held_rows(self, batches: list[HeldBatch], key: bytes) -> list[tuple[Any, ...]]:

@@ -66,8 +66,12 @@ def test_a_trace_pushed_out_of_memory_by_newer_ones_is_read_from_the_file(make_s
     for _ in range(70):
         _ack(store, valid_request(new_trace_id(), 1000))
         assert store.flush_to_file()
-    assert not any(early in held.trace_ids for held in store._writer.head.in_memory())
+    head = store._writer.head
+    assert not any(early in held.trace_ids for held in head.in_memory())
+    assert head.holding(early) == (), "the trace's index entry left memory with its batch"
+    assert head.left_memory.may_hold(early)
     _ack(store, valid_request(early, 2))  # the trace goes on, in memory again
+    assert [held.spans.num_rows for held in head.holding(early)] == [2]
     assert len(store.trace(early.hex())) == 5
 
 
