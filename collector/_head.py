@@ -13,6 +13,7 @@ the traces that just arrived, and with the filter of trace ids that left memory
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass, field
 
@@ -34,18 +35,36 @@ class HeldBatch:
     """Of the spans (and the traces they link into): a trace's lookup skips the batches
     without it."""
     arrival_ns: int
+    serial: int = field(default_factory=itertools.count().__next__, compare=False)
+    """Names this batch for caches of what was read from it (never reused)."""
     _rows: dict[bytes, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+    _linking: dict[bytes, frozenset[bytes]] = field(default_factory=dict, compare=False, repr=False)
 
     def rows_of(self, key: bytes) -> pa.Table:
         """The trace's rows (a zero-copy slice and a small filter, not a compute call over
         the batch: those cost a tenth of a millisecond each, however small the batch)."""
         rows = self._rows
-        if not rows:  # built by the first read that needs it; a racing read builds the same
+        if not rows:
+            # Built by the first read that needs it (a racing read builds the same), then put
+            # in whole by one `update` of a dict, which no other thread can see half done.
+            built: dict[bytes, tuple[int, int]] = {}
             for index, trace_id in enumerate(self.spans["trace_id"].to_pylist()):
-                first, _ = rows.get(trace_id, (index, index))
-                rows[trace_id] = (first, index + 1)
+                first, _ = built.get(trace_id, (index, index))
+                built[trace_id] = (first, index + 1)
+            rows.update(built)
         first, end = rows.get(key, (0, 0))
         return self.spans.slice(first, end - first)
+
+    def linking_into(self, key: bytes) -> frozenset[bytes]:
+        """The traces of this batch with a link into trace `key` (built once, as `rows_of`)."""
+        linking = self._linking
+        if not linking and self.links is not None:
+            found: dict[bytes, set[bytes]] = {}
+            for trace_id, linked in zip(self.links["trace_id"].to_pylist(),
+                                        self.links["linked_trace_id"].to_pylist(), strict=True):
+                found.setdefault(linked, set()).add(trace_id)
+            linking.update({linked: frozenset(ids) for linked, ids in found.items()})  # whole
+        return linking.get(key, frozenset())
 
     @staticmethod
     def of(batch: SpanBatch, arrival_ns: int) -> HeldBatch:

@@ -7,14 +7,15 @@ moves in between is then seen in both places, and reads once, as a re-sent span 
 
 from __future__ import annotations
 
+import collections
 import functools
+import threading
 import types
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeAlias
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -81,15 +82,60 @@ def _status(value: int) -> StatusCode:
         return StatusCode.UNSET
 
 
+Decoded: TypeAlias = tuple[bytes, bytes, StoredSpan]
+"""A span read: its id and bytes (what tells a re-send, `ResentSpans`) and the span."""
+
+
+def _read_once(decoded: Iterable[Decoded]) -> list[StoredSpan]:
+    resent = ResentSpans()
+    out = [span for span_id, body, span in decoded if resent.first(span_id, body)]
+    out.sort(key=lambda s: (s.start_unix_nano, s.span_id))
+    return out
+
+
+class DecodedSpans:
+    """A trace's spans in an in-memory batch, decoded once for every reader.
+
+    A check reads its trace again on every round while it waits, and most of a read of
+    memory was turning the batch's rows into `StoredSpan`s again. Batches never change, so
+    what was decoded stays right; bounded in spans, the least recently read go first.
+    """
+
+    def __init__(self, max_spans: int = 16_384) -> None:
+        self._entries: collections.OrderedDict[tuple[int, bytes], tuple[Decoded, ...]] = (
+            collections.OrderedDict())
+        self._spans = 0
+        self._max_spans = max_spans
+        self._lock = threading.Lock()
+
+    def get(self, batch: HeldBatch, key: bytes) -> tuple[Decoded, ...] | None:
+        with self._lock:
+            found = self._entries.get((batch.serial, key))
+            if found is not None:
+                self._entries.move_to_end((batch.serial, key))
+            return found
+
+    def put(self, batch: HeldBatch, key: bytes, decoded: tuple[Decoded, ...]) -> None:
+        with self._lock:
+            if (batch.serial, key) in self._entries:
+                return
+            self._entries[(batch.serial, key)] = decoded
+            self._spans += len(decoded)
+            while self._spans > self._max_spans and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._spans -= len(dropped)
+
+
 class SpanReader:
     """Reads through one DuckDB connection (one per thread: connections are not shared)."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, head: Head,
-                 resource_generation: Callable[[], int]) -> None:
+                 resource_generation: Callable[[], int], decoded: DecodedSpans) -> None:
         self._connection = connection
         self.connection = connection
         """This thread's cursor, for the store's other reads and small writes (runs)."""
         self._head = head
+        self._decoded = decoded
         self._registered: tuple[pa.Table | None, pa.Table | None] = (None, None)
         self._resource_bodies: dict[int, bytes] = {}
         self._scope_bodies: dict[int, bytes] = {}
@@ -122,18 +168,18 @@ class SpanReader:
                 cache[rid] = body
 
     def _spans(self, rows: Sequence[tuple[Any, ...]]) -> list[StoredSpan]:
+        return _read_once(self._decode(rows))
+
+    def _decode(self, rows: Sequence[tuple[Any, ...]]) -> list[Decoded]:
         self._lookup_bodies("resources", "resource_id", {r[4] for r in rows}, self._resource_bodies)
         self._lookup_bodies("scopes", "scope_id", {r[5] for r in rows}, self._scope_bodies)
-        resent = ResentSpans()
-        out: list[StoredSpan] = []
+        out: list[Decoded] = []
         for trace_id, span_id, parent_id, service, resource_id, scope_id, body, arrival in rows:
-            if not resent.first(span_id, body):
-                continue
             span = Span.FromString(body)
             resource_body = self._resource_bodies.get(resource_id)
             scope_body = self._scope_bodies.get(scope_id)
             scope_name, scope_version = _scope(scope_body) if scope_body is not None else ("", "")
-            out.append(StoredSpan(
+            out.append((span_id, body, StoredSpan(
                 trace_id=trace_id.hex(),
                 span_id=span_id.hex(),
                 parent_span_id=parent_id.hex() if parent_id else None,
@@ -160,8 +206,7 @@ class SpanReader:
                 scope_name=scope_name,
                 scope_version=scope_version,
                 arrival_unix_nano=arrival,
-            ))
-        out.sort(key=lambda s: (s.start_unix_nano, s.span_id))
+            )))
         return out
 
     def _held_batches(self, key: bytes) -> tuple[list[HeldBatch], bool]:
@@ -171,24 +216,29 @@ class SpanReader:
         batches = list(self._head.holding(key))
         return batches, self._head.left_memory.may_hold(key)
 
-    def _held_rows(self, batches: list[HeldBatch], key: bytes) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = []
+    def _held_spans(self, batches: list[HeldBatch], key: bytes) -> list[Decoded]:
+        decoded: list[Decoded] = []
         for held in batches:
-            for rid, (_, body) in held.resources.items():
-                self._resource_bodies.setdefault(rid, body)
-            for sid, body in held.scopes.items():
-                self._scope_bodies.setdefault(sid, body)
-            table = held.rows_of(key)
-            rows.extend(row for row in zip(*(table[name].to_pylist() for name in _SPAN_COLUMNS),
-                                           strict=True) if row[0] == key)
-        return rows
+            found = self._decoded.get(held, key)
+            if found is None:
+                for rid, (_, body) in held.resources.items():
+                    self._resource_bodies.setdefault(rid, body)
+                for sid, body in held.scopes.items():
+                    self._scope_bodies.setdefault(sid, body)
+                table = held.rows_of(key)
+                found = tuple(self._decode([
+                    row for row in zip(*(table[name].to_pylist() for name in _SPAN_COLUMNS), strict=True)
+                    if row[0] == key]))
+                self._decoded.put(held, key, found)
+            decoded.extend(found)
+        return decoded
 
     def trace(self, trace_id: str) -> list[StoredSpan]:
         key = trace_id_bytes(trace_id)
         batches, in_file = self._held_batches(key)  # before the file: see the module's docstring
-        held = self._held_rows(batches, key)
+        held = self._held_spans(batches, key)
         if not in_file:
-            return self._spans(held)
+            return _read_once(held)
         connection = self._connection
         # A trace's spans arrive together, so they sit in a narrow band of rows. Fetched one by
         # one through the index, each row decompresses its whole block of bodies again (a
@@ -209,7 +259,7 @@ class SpanReader:
                 rows = connection.execute(f"{_SPAN_SELECT} WHERE s.trace_id = ?", [key]).fetchall()
         finally:
             connection.execute("COMMIT")
-        return self._spans(rows + held)
+        return _read_once([*self._decode(rows), *held])
 
     def roots(self, service: str | None, address: tuple[str, int] | None,
               start_unix_nano: int, end_unix_nano: int) -> list[StoredSpan]:
@@ -236,11 +286,8 @@ class SpanReader:
         # A batch with a link into the trace names the trace among its own (`HeldBatch`).
         batches, in_file = self._held_batches(key)
         found: set[bytes] = set()
-        wanted = pa.scalar(key, pa.binary())
         for held in batches:
-            if held.links is not None:
-                links = held.links
-                found.update(links.filter(pc.equal(links["linked_trace_id"], wanted))["trace_id"].to_pylist())
+            found.update(held.linking_into(key))
         if in_file:
             found.update(row[0] for row in self._connection.execute(
                 "SELECT DISTINCT trace_id FROM span_links WHERE linked_trace_id = ?", [key]).fetchall())

@@ -35,7 +35,7 @@ from ._model import (
     WaitCursor,
 )
 from ._protocol import PROTOBUF
-from ._reads import SpanReader
+from ._reads import DecodedSpans, SpanReader
 from ._runs import RunLog
 from ._schema import open_database
 from ._writer import CommitWriter
@@ -93,6 +93,7 @@ class DuckDBSpanStore:
             retention_max_age_ns=retention_max_age_ns,
         )
         self._runs = RunLog(self._connection.cursor(), max_runs=max_runs)
+        self._decoded = DecodedSpans()
         self._local = threading.local()
         self._readers: list[duckdb.DuckDBPyConnection] = []
         self._readers_lock = threading.Lock()
@@ -178,7 +179,8 @@ class DuckDBSpanStore:
             cursor = self._connection.cursor()
             with self._readers_lock:
                 self._readers.append(cursor)
-            reader = SpanReader(cursor, self._writer.head, lambda: self._writer.resource_generation)
+            reader = SpanReader(cursor, self._writer.head, lambda: self._writer.resource_generation,
+                                self._decoded)
             self._local.reader = reader
         return reader
 

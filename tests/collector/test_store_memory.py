@@ -87,6 +87,44 @@ def test_a_flushed_trace_still_reads_whole_from_memory_and_file_alike(make_store
     assert len(from_memory) == 6
 
 
+def test_a_trace_read_again_and_again_while_it_grows_never_reads_stale(make_store: StoreMaker) -> None:
+    # A check reads its trace on every round; what was decoded for one read is kept for
+    # the next, and must never hide a batch, a re-send or a link that came in between.
+    store = _duckdb(make_store)
+    trace_id, other = new_trace_id(), new_trace_id()
+    first = valid_request(trace_id, 2)
+    _ack(store, first, valid_request(other, 1))
+    assert len(store.trace(trace_id.hex())) == 2
+    assert store.linked(trace_id.hex()) == []
+    _ack(store, first)  # re-sent: read once
+    assert len(store.trace(trace_id.hex())) == 2
+    linking = request([(other, os.urandom(8), b"")], service="orders")
+    link = linking.resource_spans[0].scope_spans[0].spans[0].links.add()
+    link.trace_id, link.span_id = trace_id, os.urandom(8)
+    _ack(store, valid_request(trace_id, 3), linking)
+    assert len(store.trace(trace_id.hex())) == 5
+    assert store.linked(trace_id.hex()) == [other.hex()]
+    assert store.flush_to_file()
+    spans = store.trace(trace_id.hex())
+    assert len(spans) == 5
+    assert {s.span_id for s in spans} == {s.span_id for s in store.trace(trace_id.hex())}
+
+
+def test_decoded_spans_stay_within_their_bound() -> None:
+    from tracebaton.collector._reads import DecodedSpans
+
+    class Batch:
+        def __init__(self, serial: int) -> None:
+            self.serial = serial
+
+    decoded = DecodedSpans(max_spans=100)
+    entry = tuple((b"s", b"b", None) for _ in range(30))
+    for serial in range(10):
+        decoded.put(Batch(serial), b"t", entry)  # type: ignore[arg-type]
+    kept = [serial for serial in range(10) if decoded.get(Batch(serial), b"t") is not None]  # type: ignore[arg-type]
+    assert kept == [7, 8, 9], "the newest that fit in 100 spans"
+
+
 def test_the_filter_never_says_no_to_an_id_it_was_given_as_it_grows() -> None:
     given = [os.urandom(16) for _ in range(300_000)]  # past several doublings of its first size
     never_given = [os.urandom(16) for _ in range(20_000)]
