@@ -55,6 +55,7 @@ def start_server(db: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("tracebaton: ready"):
+        process.kill()
         raise SystemExit(f"server did not start: {line!r}")
     return process, dict(part.split("=", 1) for part in line.split()[2:])
 

@@ -42,12 +42,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_ingest  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from otlp_workload import build_request  # noqa: E402
 
 from tracebaton.collector import duckdb_url, open_store  # noqa: E402
 
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+EXPORT = bench_ingest.EXPORT
 BASES = 16
 """Workload requests whose trace ids are renumbered into the requests sent."""
 
@@ -88,17 +90,10 @@ class Workload:
 
 
 def start_server(db: Path) -> tuple[subprocess.Popen[str], dict[str, str], float]:
+    """`bench_ingest.start_server`, timed until the server reports ready."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tracebaton", "serve", "--db", str(db), "--grpc-port", "0",
-         "--http-port", "0", "--api-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("tracebaton: ready"):
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, dict(part.split("=", 1) for part in line.split()[2:]), time.perf_counter() - started
+    process, addresses = bench_ingest.start_server(db)
+    return process, addresses, time.perf_counter() - started
 
 
 def stop(process: subprocess.Popen[str]) -> float:
@@ -159,11 +154,6 @@ def sample(workload: Workload, requests: int, count: int) -> list[tuple[str, int
     picked = [workload.whole_traces(number)[number % 7] for number in range(0, requests, step)][:count]
     random.Random(1).shuffle(picked)
     return picked
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * share) - 1))]
 
 
 def api_fetch_ms(api: str, traces: list[tuple[str, int]]) -> list[float]:
@@ -260,9 +250,9 @@ def main() -> None:
         "build_spans_per_s": round(spans / built_s),
         "file_mib": round(size_mib),
         "api_ms_p50": round(statistics.median(api), 2),
-        "api_ms_p99": round(percentile(api, 0.99), 2),
+        "api_ms_p99": round(bench_ingest.percentile(sorted(api), 0.99), 2),
         "store_ms_p50": round(statistics.median(store), 2),
-        "store_ms_p99": round(percentile(store, 0.99), 2),
+        "store_ms_p99": round(bench_ingest.percentile(sorted(store), 0.99), 2),
         "store_open_s": round(opened_s, 2),
         "shutdown_s": round(shutdown_s, 2),
         "restart_clean_s": round(statistics.median(clean), 2),
