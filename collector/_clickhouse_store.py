@@ -31,7 +31,7 @@ from tracebaton import ConfigurationError, StoreClosedError, StoreError
 
 from ._addresses import parse_call_target
 from ._clickhouse_reads import ClickHouseReads
-from ._clickhouse_rows import RowBatch, arrow_rows, row_batch
+from ._clickhouse_rows import RowBatch, arrow_rows, exporter_rows, row_batch
 from ._clickhouse_runs import ClickHouseRuns
 from ._clickhouse_schema import (
     DEFAULT_TRACES_TABLE,
@@ -43,6 +43,7 @@ from ._clickhouse_schema import (
     own_ddl,
 )
 from ._decode import protobuf_body
+from ._decode_pool import DecodePool
 from ._ids import trace_id_bytes
 from ._ingest_queue import IngestQueue
 from ._model import (
@@ -242,11 +243,13 @@ class ClickHouseSpanStore:
 
     def __init__(self, location: ClickHouseLocation, *, password: str | None = None,
                  create_schema: bool = False, max_pending_spans: int = 256 * 1024,
-                 max_runs: int = 100_000) -> None:
+                 max_runs: int = 100_000, decode_workers: int = 0) -> None:
         self.location = location
         self.tables = location.tables
         self._password = password or ""
         self._create_schema = create_schema
+        self._decode_workers = decode_workers
+        self._decode_pool: DecodePool[RowBatch] | None = None
         self._queue: IngestQueue[RowBatch] = IngestQueue(
             self._commit, on_committed=self._committed, max_pending_spans=max_pending_spans,
             name="tracebaton-clickhouse-writer")
@@ -337,6 +340,9 @@ class ClickHouseSpanStore:
             raise ConfigurationError(
                 f"{self.location.where}: preparing tracebaton's tables failed "
                 f"({' '.join(str(error).split())[:300]})") from None
+        if self._decode_workers:  # after _prepare: the rows' columns depend on the table's
+            self._decode_pool = DecodePool(
+                self._decode_workers, exporter_rows(with_scope_columns=self._scope_columns)).start()
         self._queue.start()
         self._started = True
         return self
@@ -385,6 +391,8 @@ class ClickHouseSpanStore:
             return
         if self._started:
             self._queue.shutdown()
+        if self._decode_pool is not None:
+            self._decode_pool.shutdown()
         self._runs.shutdown()
         self._closed = True
         with self._wake:
@@ -403,7 +411,10 @@ class ClickHouseSpanStore:
         if self._closed:
             raise StoreClosedError("the store is shut down; nothing more is accepted")
         with self._queue.announce():
-            batch = row_batch(protobuf_body(body, content_type), with_scope_columns=self._scope_columns)
+            if self._decode_pool is not None and self._decode_pool.warm:
+                batch = self._decode_pool.decode(body, content_type)
+            else:
+                batch = row_batch(protobuf_body(body, content_type), with_scope_columns=self._scope_columns)
             return self._queue.submit(batch)
 
     @property

@@ -1,5 +1,9 @@
 """Decoding in worker processes, so that it never holds the GIL the writer needs.
 
+What a worker makes of a body is a `Decoding`: the DuckDB store's columns (`SPAN_COLUMNS`)
+or the ClickHouse store's exporter rows; either comes back as up to two Arrow tables and a
+few small values.
+
 DuckDB's Python client takes the GIL back after every execution task to check for Ctrl-C.
 While another thread of the same process decodes OTLP in Python, each of those checks
 waits for a GIL switch, and a commit takes several times as long. A worker process
@@ -16,14 +20,18 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
-import multiprocessing
+import os
 import pickle
 import socket
 import struct
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import pyarrow as pa
 
@@ -38,7 +46,7 @@ log = logging.getLogger("tracebaton.collector")
 _PROTOBUF, _JSON = b"p", b"j"
 _OK, _DECODE_ERROR, _FAILED = b"o", b"d", b"f"
 _REQUEST = struct.Struct("<cI")  # content type, body length
-_REPLY = struct.Struct("<cIII")  # outcome, small values' length, spans' IPC length, links' IPC length
+_REPLY = struct.Struct("<cIII")  # outcome, small values' length, the two tables' IPC lengths
 # Room for a few requests in flight each way, so that neither side waits on the other.
 _SOCKET_BUFFER = 4 << 20
 _WARM_UP = b""  # an empty ExportTraceServiceRequest
@@ -77,48 +85,98 @@ def _send(sock: socket.socket, parts: list[Any]) -> None:
             views[0] = views[0][sent:]
 
 
-def _decode_reply(body: bytearray, content_type: bytes) -> list[Any]:
+B = TypeVar("B")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decoding(Generic[B]):
+    """What workers make of a request body. Both functions are module-level (or partials of
+    them), since the decoding is handed to each worker process at its start."""
+
+    decode: Callable[[bytes | bytearray, str], tuple[pa.Table, pa.Table | None, Any]]
+    """In the worker: a body and its content type to the batch's tables and small values;
+    raises OtlpDecodeError for a body that does not decode."""
+    assemble: Callable[[pa.Table, pa.Table | None, Any], B]
+    """In the server: the batch again from what `decode` returned."""
+
+
+def _span_parts(body: bytes | bytearray, content_type: str) -> tuple[pa.Table, pa.Table | None, Any]:
+    batch = span_batch(protobuf_body(body, content_type))
+    return batch.spans, batch.links, (batch.resources, batch.scopes, batch.trace_ids, batch.rejected_spans,
+                                      batch.rejection_message)
+
+
+def _span_batch(spans: pa.Table, links: pa.Table | None, small: Any) -> SpanBatch:
+    return SpanBatch(spans, links, *small)
+
+
+SPAN_COLUMNS: Decoding[SpanBatch] = Decoding(_span_parts, _span_batch)
+"""The DuckDB store's columns (`span_batch`)."""
+
+
+def _decode_reply(decoding: Decoding[Any], body: bytearray, content_type: bytes) -> list[Any]:
     try:
-        batch = span_batch(protobuf_body(body, JSON if content_type == _JSON else PROTOBUF))
+        first, second, small_values = decoding.decode(body, JSON if content_type == _JSON else PROTOBUF)
     except OtlpDecodeError as error:
         text = str(error).encode()
         return [_REPLY.pack(_DECODE_ERROR, len(text), 0, 0), text]
     except Exception as error:  # the server must hear of it; the worker stays up
         text = f"{type(error).__name__}: {error}".encode()
         return [_REPLY.pack(_FAILED, len(text), 0, 0), text]
-    spans = _ipc(batch.spans)
-    links = _ipc(batch.links) if batch.links is not None else b""
-    small = pickle.dumps((batch.resources, batch.scopes, batch.trace_ids, batch.rejected_spans,
-                          batch.rejection_message), protocol=pickle.HIGHEST_PROTOCOL)
-    return [_REPLY.pack(_OK, len(small), spans.size, len(links)), small, spans, links]
+    tables = _ipc(first)
+    more = _ipc(second) if second is not None else b""
+    small = pickle.dumps(small_values, protocol=pickle.HIGHEST_PROTOCOL)
+    return [_REPLY.pack(_OK, len(small), tables.size, len(more)), small, tables, more]
 
 
-def _serve_decoding(sock: socket.socket) -> None:
+# A worker is a fresh interpreter that imports only tracebaton: not a fork of a threaded
+# server, and not multiprocessing's spawn, which imports the parent's __main__ again (a
+# user's script without a __main__ guard would start itself in every worker).
+_BOOTSTRAP = ("import sys; from tracebaton.collector._decode_pool import worker_main; "
+              "worker_main(int(sys.argv[1]))")
+_LENGTH = struct.Struct("<I")
+_START_FAILURES = 3
+"""Workers in a row that stop before they are warm, after which no more are started."""
+
+
+def worker_main(fd: int) -> None:
+    """A worker process's entry: its decoding comes first on the socket, then the bodies."""
+    sock = socket.socket(fileno=fd)
+    (size,) = _LENGTH.unpack(_receive(sock, _LENGTH.size))
+    _serve_decoding(sock, pickle.loads(_receive(sock, size)))
+
+
+def _serve_decoding(sock: socket.socket, decoding: Decoding[Any]) -> None:
     """A worker's life: decode what arrives, in order, until the server closes its end."""
     with sock:
         while True:
             try:
                 content_type, size = _REQUEST.unpack(_receive(sock, _REQUEST.size))
-                reply = _decode_reply(_receive(sock, size), content_type)
+                reply = _decode_reply(decoding, _receive(sock, size), content_type)
                 _send(sock, reply)
             except (EOFError, OSError):
                 return
 
 
-class _Worker:
+class _Worker(Generic[B]):
     """One decoding process: requests go in order, replies come back in the same order."""
 
-    def __init__(self, context: Any, on_exit: Any) -> None:
+    def __init__(self, decoding: Decoding[B], on_exit: Any) -> None:
+        spec = pickle.dumps(decoding, protocol=pickle.HIGHEST_PROTOCOL)
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         for end in (self.sock, theirs):
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
             end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
-        self.process = context.Process(target=_serve_decoding, args=(theirs,),
-                                       name="tracebaton-decode", daemon=True)
-        self.process.start()
+        # the parent's import path, so that the worker finds the same tracebaton
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BOOTSTRAP, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL, env=env)
         theirs.close()  # so that the worker sees EOF when this end closes, and not before
+        _send(self.sock, [_LENGTH.pack(len(spec)), spec])
+        self._assemble = decoding.assemble
         self._send_lock = threading.Lock()
-        self._waiting: collections.deque[Future[SpanBatch]] = collections.deque()
+        self._waiting: collections.deque[Future[B]] = collections.deque()
         self._on_exit = on_exit
         self.broken = False
         self._reader = threading.Thread(target=self._read_replies, name="tracebaton-decode-replies",
@@ -130,14 +188,19 @@ class _Worker:
 
     @property
     def warm(self) -> bool:
-        return self._warm_up.done() and self._warm_up.exception() is None and not self.broken
+        return self.started and not self.broken
+
+    @property
+    def started(self) -> bool:
+        """Whether the worker answered its first request (it may have stopped since)."""
+        return self._warm_up.done() and self._warm_up.exception() is None
 
     @property
     def outstanding(self) -> int:
         return len(self._waiting)
 
-    def submit(self, body: bytes, content_type: str) -> Future[SpanBatch]:
-        future: Future[SpanBatch] = Future()
+    def submit(self, body: bytes, content_type: str) -> Future[B]:
+        future: Future[B] = Future()
         kind = _JSON if content_type == JSON else _PROTOBUF
         with self._send_lock:
             if self.broken:
@@ -153,7 +216,7 @@ class _Worker:
     def _read_replies(self) -> None:
         try:
             while True:
-                outcome, small_size, spans_size, links_size = _REPLY.unpack(
+                outcome, small_size, first_size, second_size = _REPLY.unpack(
                     _receive(self.sock, _REPLY.size))
                 future = self._waiting.popleft()
                 if outcome != _OK:
@@ -162,17 +225,16 @@ class _Worker:
                 small = pickle.loads(_receive(self.sock, small_size))
                 # Arrow's allocator keeps freed memory for the next request: no page faults
                 # for fresh buffers on every reply.
-                spans = pa.allocate_buffer(spans_size)
-                _receive_into(self.sock, spans)
-                links = None
-                if links_size:
-                    links = pa.allocate_buffer(links_size)
-                    _receive_into(self.sock, links)
-                resources, scopes, trace_ids, rejected, message = small
-                future.set_result(SpanBatch(
-                    pa.ipc.open_stream(spans).read_all(),
-                    pa.ipc.open_stream(links).read_all() if links is not None else None,
-                    resources, scopes, trace_ids, rejected, message))
+                first = pa.allocate_buffer(first_size)
+                _receive_into(self.sock, first)
+                second = None
+                if second_size:
+                    second = pa.allocate_buffer(second_size)
+                    _receive_into(self.sock, second)
+                future.set_result(self._assemble(
+                    pa.ipc.open_stream(first).read_all(),
+                    pa.ipc.open_stream(second).read_all() if second is not None else None,
+                    small))
         except (EOFError, OSError):
             pass
         with self._send_lock:
@@ -193,30 +255,37 @@ class _Worker:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        self.process.join(5)
-        if self.process.is_alive():
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join(5)
+            self.process.wait(5)
         self._reader.join(5)
         self.sock.close()
 
 
-class DecodePool:
-    """Decoding processes; `decode` blocks the calling thread, not the GIL."""
+class DecodePool(Generic[B]):
+    """Decoding processes; `decode` blocks the calling thread, not the GIL. `decoding` says
+    what a worker makes of a body (the DuckDB store's columns unless told)."""
 
-    def __init__(self, workers: int) -> None:
+    @overload
+    def __init__(self: DecodePool[SpanBatch], workers: int) -> None: ...
+    @overload
+    def __init__(self, workers: int, decoding: Decoding[B]) -> None: ...
+
+    def __init__(self, workers: int, decoding: Decoding[Any] = SPAN_COLUMNS) -> None:
         self._size = workers
-        # spawn: workers start from a clean interpreter, not a fork of a threaded server.
-        self._context = multiprocessing.get_context("spawn")
-        self._workers: list[_Worker] = []
+        self._decoding = decoding
+        self._workers: list[_Worker[B]] = []
+        self._start_failures = 0
         self._lock = threading.Lock()
         self._closed = False
 
-    def start(self) -> DecodePool:
+    def start(self) -> DecodePool[B]:
         """Spawns the workers and returns at once; each is warm once its imports are done
         (about a second), and `warm` says whether one is."""
         with self._lock:
-            self._workers = [_Worker(self._context, self._worker_exited) for _ in range(self._size)]
+            self._workers = [self._new_worker() for _ in range(self._size)]
         return self
 
     @property
@@ -233,8 +302,8 @@ class DecodePool:
         for worker in workers:
             worker.close()
 
-    def decode(self, body: bytes, content_type: str) -> SpanBatch:
-        """Columns for a request body; raises OtlpDecodeError for a body that does not decode."""
+    def decode(self, body: bytes, content_type: str) -> B:
+        """The batch for a request body; raises OtlpDecodeError for a body that does not decode."""
         with self._lock:
             candidates = [worker for worker in self._workers if not worker.broken]
         if not candidates:
@@ -250,13 +319,26 @@ class DecodePool:
                 retry_after_s=1.0) from None
         return future.result()
 
-    def _worker_exited(self, worker: _Worker) -> None:
+    def _new_worker(self) -> _Worker[B]:
+        return _Worker(self._decoding, self._worker_exited)
+
+    def _worker_exited(self, worker: _Worker[B]) -> None:
         """Called on a worker's reading thread once its socket closed."""
+        with contextlib.suppress(subprocess.TimeoutExpired):  # for its exit code: it is on its way out
+            worker.process.wait(1)
         with self._lock:
             if self._closed or worker not in self._workers:
                 return
-            log.warning("a decoding worker (pid %s) stopped with exit code %s; starting another",
-                        worker.process.pid, worker.process.exitcode)
             self._workers.remove(worker)
-            self._workers.append(_Worker(self._context, self._worker_exited))
+            code = worker.process.poll()
+            self._start_failures = 0 if worker.started else self._start_failures + 1
+            if self._start_failures >= _START_FAILURES:
+                # a worker that cannot start would be restarted forever, a process a second
+                log.error("%d decoding workers in a row stopped before they were ready (the last with "
+                          "exit code %s; its error is above); no more are started, and requests are "
+                          "decoded in the server process", self._start_failures, code)
+            else:
+                log.warning("a decoding worker (pid %s) stopped with exit code %s; starting another",
+                            worker.process.pid, code)
+                self._workers.append(self._new_worker())
         threading.Thread(target=worker.close, daemon=True).start()

@@ -96,4 +96,5 @@ def open_store(url: str, options: StoreOptions | None = None) -> SpanStore:
         create_schema=opts.create_schema,
         max_pending_spans=opts.max_pending_spans,
         max_runs=opts.max_runs,
+        decode_workers=opts.decode_workers,
     )

@@ -16,7 +16,7 @@ from tracebaton import StoreClosedError
 
 from ._addresses import parse_call_target
 from ._arrivals import ArrivalBoard
-from ._columns import span_batch
+from ._columns import SpanBatch, span_batch
 from ._decode import protobuf_body
 from ._decode_pool import DecodePool
 from ._ids import trace_id_bytes
@@ -75,7 +75,7 @@ class DuckDBSpanStore:
     ) -> None:
         self.path = path
         self._decode_workers = decode_workers
-        self._decode_pool: DecodePool | None = None
+        self._decode_pool: DecodePool[SpanBatch] | None = None
         self._connection = open_database(path, memory_limit=memory_limit)
         self._board = ArrivalBoard()
         # Beside the file: `tracebaton.duckdb.ingest/`, the acknowledged requests the file

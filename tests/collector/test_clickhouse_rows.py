@@ -13,8 +13,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from store_backends import BACKENDS, StoreBackend, StoreMaker
 
-from tracebaton.collector import PROTOBUF, ClickHouseSpanStore, SpanKind, SpanStore, StatusCode, TraceQuery
-from tracebaton.collector._clickhouse_rows import arrow_rows, row_batch
+from tracebaton import OtlpDecodeError
+from tracebaton.collector import (
+    JSON,
+    PROTOBUF,
+    ClickHouseSpanStore,
+    DecodePool,
+    SpanKind,
+    SpanStore,
+    StatusCode,
+    TraceQuery,
+    encode_export_request_json,
+)
+from tracebaton.collector._clickhouse_rows import arrow_rows, exporter_rows, row_batch
 from tracebaton.collector._clickhouse_schema import exporter_ddl
 from tracebaton.collector._clickhouse_store import parse_clickhouse_url
 
@@ -139,6 +150,37 @@ def test_a_resent_request_is_two_rows_and_reads_once(store: SpanStore) -> None:
     for _ in range(2):
         store.ingest(_request().SerializeToString(), PROTOBUF).result(30)
     assert len(_stored_rows(store)) == 4                     # MergeTree keeps both copies
+    assert [s.span_id for s in store.trace(TRACE.hex())] == [ROOT.hex(), CHILD.hex()]
+
+
+def test_rows_built_in_a_decoding_worker_are_the_rows_built_here() -> None:
+    request = _request()
+    pool = DecodePool(1, exporter_rows(with_scope_columns=True)).start()
+    try:
+        here = row_batch(request.SerializeToString())
+        for body, content_type in [(request.SerializeToString(), PROTOBUF),
+                                   (encode_export_request_json(request), JSON)]:
+            there = pool.decode(body, content_type)
+            assert there.rows.equals(here.rows)
+            assert (there.trace_ids, there.ingest_result()) == (here.trace_ids, here.ingest_result())
+        with pytest.raises(OtlpDecodeError, match="not an OTLP ExportTraceServiceRequest in protobuf"):
+            pool.decode(b"\xff\xff\xff garbage", PROTOBUF)
+        assert pool.decode(request.SerializeToString(), PROTOBUF).rows.equals(here.rows)  # still serving
+    finally:
+        pool.shutdown()
+
+
+def test_a_store_decoding_in_workers_writes_the_exporters_rows(make_store: StoreMaker) -> None:
+    store = make_store(decode_workers=1)
+    assert isinstance(store, ClickHouseSpanStore)
+    pool = store._decode_pool
+    assert pool is not None
+    pool.decode(b"", PROTOBUF)  # queued behind the worker's start: once answered, the worker is warm
+    assert pool.warm
+    assert store.ingest(_request().SerializeToString(), PROTOBUF).result(30).accepted_spans == 2
+    with pytest.raises(OtlpDecodeError):
+        store.ingest(b"\xff\xff\xff garbage", PROTOBUF)
+    assert _stored_rows(store) == GOLDEN
     assert [s.span_id for s in store.trace(TRACE.hex())] == [ROOT.hex(), CHILD.hex()]
 
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+import types
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from otlp_requests import new_trace_id, valid_request
 
 from tracebaton import OtlpDecodeError, StoreSaturatedError
 from tracebaton.collector import DecodePool, encode_export_request_json
+from tracebaton.collector._decode_pool import Decoding
 
 PROTOBUF = "application/x-protobuf"
 
@@ -25,9 +32,19 @@ def pool() -> Iterator[DecodePool]:
 
 
 def _worker_pids() -> set[int]:
-    import multiprocessing
-
-    return {child.pid for child in multiprocessing.active_children() if child.pid is not None}
+    """This process's live decoding workers, as the system lists processes."""
+    pids: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            state, parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            command = (proc / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if int(parent) == os.getpid() and state != "Z" and b"_decode_pool" in command:
+            pids.add(int(proc.name))
+    return pids
 
 
 def test_concurrent_requests_each_get_their_own_columns(pool: DecodePool) -> None:
@@ -94,3 +111,49 @@ def test_a_killed_worker_is_replaced_and_its_requests_are_retried_not_lost() -> 
     finally:
         pool.shutdown()
     assert _worker_pids() == others
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_its_workers(tmp_path: Path) -> None:
+    # multiprocessing's spawn would import the script again in every worker, and the script
+    # would open a pool of its own there, and so on
+    runs = tmp_path / "runs"
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import pathlib
+        from otlp_requests import new_trace_id, valid_request
+        from tracebaton.collector import DecodePool
+
+        with pathlib.Path({str(runs)!r}).open("a") as runs:
+            runs.write("run\\n")
+        pool = DecodePool(1).start()
+        batch = pool.decode(valid_request(new_trace_id()).SerializeToString(), "application/x-protobuf")
+        pool.shutdown()
+        print(batch.span_count)
+        """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert (done.returncode, done.stdout.strip()) == (0, "3"), done.stderr
+    assert runs.read_text() == "run\n"
+
+
+def test_workers_that_cannot_start_are_not_started_forever(caplog: pytest.LogCaptureFixture) -> None:
+    # a module the workers cannot import: each stops at its start, before it is warm
+    module = types.ModuleType("tracebaton_test_only_here")
+    exec("def decode(*args):\n    raise AssertionError('a worker never gets this far')\nassemble = decode",
+         module.__dict__)
+    sys.modules[module.__name__] = module
+    others = _worker_pids()
+    pool: DecodePool[Any] = DecodePool(1, Decoding(module.decode, module.assemble)).start()
+    try:
+        deadline = time.monotonic() + 120
+        while "no more are started" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
+        assert "3 decoding workers in a row stopped before they were ready" in caplog.text
+        assert not pool.warm
+        with pytest.raises(StoreSaturatedError, match="no decoding worker is running"):
+            pool.decode(b"", PROTOBUF)
+        assert _worker_pids() == others
+    finally:
+        pool.shutdown()
+        del sys.modules[module.__name__]
