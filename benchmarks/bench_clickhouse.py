@@ -204,7 +204,7 @@ def main() -> None:
                         help="requests in flight, an exporter each (default 16: a CI farm's test "
                              "jobs, or a Collector's exporter with its default 10 consumers)")
     parser.add_argument("--decode-workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                        help="processes building rows and columns, as serve's --decode-workers "
+                        help="processes building rows and columns, as serve's TRACEBATON_DECODE_WORKERS "
                              "(default: serve's, cores - 1); 0 builds them in the receiving threads")
     args = parser.parse_args()
     count = max(1, args.spans // 512)

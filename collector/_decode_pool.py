@@ -132,8 +132,12 @@ def _decode_reply(decoding: Decoding[Any], body: bytearray, content_type: bytes)
 # A worker is a fresh interpreter that imports only tracebaton: not a fork of a threaded
 # server, and not multiprocessing's spawn, which imports the parent's __main__ again (a
 # user's script without a __main__ guard would start itself in every worker).
-_BOOTSTRAP = ("import sys; from tracebaton.collector._decode_pool import worker_main; "
-              "worker_main(int(sys.argv[1]))")
+# A stop signal to every process of the server's (systemd's control group, `kill 0`) is the
+# server's to handle: it closes the socket once it has stopped, and the worker ends then,
+# quietly. Ignored before the imports, which take a second.
+_BOOTSTRAP = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+              "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              "from tracebaton.collector._decode_pool import worker_main; worker_main(int(sys.argv[1]))")
 _LENGTH = struct.Struct("<I")
 _START_FAILURES = 3
 """Workers in a row that stop before they are warm, after which no more are started."""
@@ -171,7 +175,8 @@ class _Worker(Generic[B]):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.process = subprocess.Popen(
             [sys.executable, "-c", _BOOTSTRAP, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL, env=env)
+            stdin=subprocess.DEVNULL, env=env,
+            process_group=0)  # a terminal's Ctrl-C goes to the server's group only
         theirs.close()  # so that the worker sees EOF when this end closes, and not before
         _send(self.sock, [_LENGTH.pack(len(spec)), spec])
         self._assemble = decoding.assemble

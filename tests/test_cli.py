@@ -132,6 +132,20 @@ def test_ready_line_and_ready_file_and_sigint(tmp_path: Path) -> None:
     assert "stopping" in running.stderr
 
 
+def test_ctrl_c_in_a_terminal_stops_serve_and_its_workers_quietly(tmp_path: Path) -> None:
+    # a terminal sends SIGINT to the whole foreground process group, workers included
+    running = start_server(tmp_path / "x.duckdb", env={"TRACEBATON_DECODE_WORKERS": "1"})
+    try:
+        assert httpx.get(f"{running.api}/healthz").json()["status"] == "ok"
+    finally:
+        os.killpg(running.process.pid, signal.SIGINT)
+        code = running.stop(signal.SIGINT)
+    assert code == 0, running.stderr
+    assert "Traceback" not in running.stderr, running.stderr
+    assert "starting another" not in running.stderr
+    assert running.session_processes() == []
+
+
 def test_help_lists_every_serve_flag() -> None:
     done = _serve("--help")
     assert done.returncode == 0
