@@ -117,7 +117,8 @@ class CheckModel(BaseModel):
 class HopModel(BaseModel):
     hop: str = Field(description="`caller -> callee`, or `caller ~> callee` when asynchronous")
     kind: Literal["sync", "async", "peer"]
-    status: Literal["matched", "unexpected", "missing", "broken"]
+    status: Literal["matched", "unexpected", "missing", "broken", "pending"] = Field(
+        description="`pending`: expected and not seen yet when another check failed first (not judged)")
     caller_span_id: str | None
     callee_span_id: str | None
     caller_service: str

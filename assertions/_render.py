@@ -34,6 +34,8 @@ is unexpected; any other extra hop is one the spec allows."""
 _ALLOWED = "·"
 """The diff's mark of a seen hop the spec does not name but allows (`subsequence` and `any`
 order let other hops happen; hops out of the test's own root are ignored)."""
+_UNSEEN = (HopStatus.MISSING, HopStatus.PENDING)
+_NOT_YET = "not seen yet: another check failed first"
 _STATE_WORDS = {CheckState.FAIL: "FAIL", CheckState.PASS: "pass", CheckState.PENDING: "pending"}
 
 
@@ -90,7 +92,7 @@ def render_divergence(result: FlowResult) -> str:
     if result.first_divergence:
         return result.first_divergence
     if result.passed:
-        seen = sum(1 for h in result.hops if h.status is not HopStatus.MISSING)
+        seen = sum(1 for h in result.hops if h.status not in _UNSEEN)
         return f"{plural(len(result.checks), 'check')} passed, {plural(seen, 'hop')} seen"
     failed = next((c for c in result.checks if c.state is CheckState.FAIL), None)
     if failed is None:
@@ -145,20 +147,22 @@ def _objected(result: FlowResult) -> tuple[set[str], set[str]]:
 
 
 def _note(hop: HopResult) -> str:
+    if hop.status is HopStatus.PENDING:
+        return f"[{_NOT_YET}]"
     if hop.status in (HopStatus.BROKEN, HopStatus.MISSING):
         return f"[{hop.status.value}: {hop.detail}]" if hop.detail else f"[{hop.status.value}]"
     return f"[{hop.detail}]" if hop.detail else ""
 
 
 def _hop_diff(result: FlowResult, full: bool) -> list[str]:
-    seen = [h for h in result.hops if h.status is not HopStatus.MISSING]
+    seen = [h for h in result.hops if h.status not in _UNSEEN]
     expected = list(result.expected_hops)
     if not expected:
         listed = [_DiffRow(" ", h.hop, _note(h)) for h in seen]
         return ["hops:", *_diff_lines(listed)] if listed else []
     missing: dict[str, list[HopResult]] = {}
     for hop in result.hops:
-        if hop.status is HopStatus.MISSING:
+        if hop.status in _UNSEEN:
             missing.setdefault(_canonical(hop.hop), []).append(hop)
     objected_spans, objected_hops = _objected(result)
 

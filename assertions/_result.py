@@ -40,7 +40,11 @@ class HopStatus(enum.Enum):
     MATCHED = "matched"
     UNEXPECTED = "unexpected"
     MISSING = "missing"
+    """Expected, and the flow was judged to the end without it."""
     BROKEN = "broken"
+    PENDING = "pending"
+    """Expected and not seen yet when another check failed first: the verdict came before
+    the flow was whole, so the hop is not judged (it may well have come)."""
 
 
 class FindingKind(enum.Enum):

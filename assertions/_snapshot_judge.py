@@ -108,7 +108,7 @@ def flow_of(result: FlowResult, spans: Sequence[StoredSpan], *,
         Hop(h.caller_service, h.callee_service, h.kind, caller, trace.by_id.get(h.callee_span_id or ""),
             broken=h.status is HopStatus.BROKEN, detail=h.detail)
         for h in result.hops
-        if h.status is not HopStatus.MISSING
+        if h.status not in (HopStatus.MISSING, HopStatus.PENDING)
         and (caller := trace.by_id.get(h.caller_span_id or "")) is not None
     ]
     return trace, hops

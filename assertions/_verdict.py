@@ -116,13 +116,14 @@ def hop_results(situation: Situation) -> list[HopResult]:
                 detail=hop.detail,
             )
         )
+    unseen = HopStatus.MISSING if situation.deciding else HopStatus.PENDING
     for pattern in patterns:
         if not any(hop_matches(pattern, hop) for hop in situation.hops):
             results.append(
                 HopResult(
                     hop=str(pattern),
                     kind=HopKind.ASYNC if pattern.asynchronous else HopKind.SYNC,
-                    status=HopStatus.MISSING,
+                    status=unseen,
                     caller_span_id=None,
                     callee_span_id=None,
                     caller_service=pattern.caller,

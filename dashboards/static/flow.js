@@ -207,12 +207,13 @@ function sequenceDiagram(view, model) {
     const y = top + rowHeight * index + 12;
     const x1 = x(hop.caller_service), x2 = x(hop.callee_service);
     const failing = model.culpritHops.has(hop), implicated = model.implicatedHops.has(hop);
-    const classes = ["hop", hop.kind === "async" ? "async" : "", hop.status === "missing" ? "ghost" : "",
+    const unseen = hop.status === "missing" || hop.status === "pending";
+    const classes = ["hop", hop.kind === "async" ? "async" : "", unseen ? "ghost" : "",
       hop.status === "broken" ? "broken" : "", hop.status === "unexpected" ? "unexpected" : "", failing ? "failing" : "",
       implicated ? "implicated" : ""].filter(Boolean).join(" ");
-    const marker = `url(#arrow${failing ? "fail" : implicated ? "implicated" : hop.status === "missing" ? "ghost" : ""})`;
+    const marker = `url(#arrow${failing ? "fail" : implicated ? "implicated" : unseen ? "ghost" : ""})`;
     const group = s("g", { class: classes, "data-hop": hop.hop, "data-status": hop.status, tabindex: 0 });
-    let what = hop.status === "missing" ? "never seen" : formatDuration(hop.duration_ns === null ? null : Number(hop.duration_ns));
+    let what = hop.status === "missing" ? "never seen" : hop.status === "pending" ? "not seen yet (not judged)" : formatDuration(hop.duration_ns === null ? null : Number(hop.duration_ns));
     if (hop.status === "broken") what = "propagation broken";
     if (hop.detail) what += ` · ${hop.detail}`;
     group.append(s("title", {}, `${hop.hop} — ${hop.status}${hop.detail ? ": " + hop.detail : ""}`));

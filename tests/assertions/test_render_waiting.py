@@ -4,6 +4,8 @@ Goldens, as in test_render.py: a change to these words must show up here as a di
 
 from __future__ import annotations
 
+import dataclasses
+
 from spans import NOW_NS, T1, FlowBuilder, extract_hops, flow_trace, spec_of
 
 from tracebaton.assertions import render_verdict
@@ -50,6 +52,32 @@ def test_a_flow_that_failed_before_it_settled_says_violated_not_satisfied() -> N
         "frontend -> cart answered 409",
         "  FAIL    errors: frontend -> cart answered 409",
     ]
+
+
+def test_hops_not_seen_yet_when_a_check_failed_early_are_not_judged_missing() -> None:
+    # the verdict came before the flow was whole: the later hops may well be on their way
+    b = FlowBuilder()
+    frontend = b.server("frontend", "POST /checkout", parent=b.test_root(), start_ms=1, end_ms=200)
+    b.call(frontend, "cart", "/cart/checkout", start_ms=10, end_ms=100, client_status=StatusCode.ERROR,
+           client_attrs={"http.response.status_code": 409})
+    spec = spec_of({"name": "checkout", "expect": {"hops": ["frontend -> cart", "frontend -> payment"]}})
+    trace = flow_trace(b.spans)
+    situation = Situation(spec=spec, trace=trace, hops=tuple(extract_hops(trace)), settled=False,
+                          final=False, now_unix_nano=NOW_NS)
+    result = result_of(situation, evaluate(situation), waited_ms=3)
+    assert [(h.hop, h.status.value) for h in result.hops][-1] == ("frontend -> payment", "pending")
+    assert render_verdict(result) == f"""\
+flow 'checkout' FAILED · trace {T1} · waited 3 ms (violated)
+frontend -> cart answered 409
+  FAIL    errors: frontend -> cart answered 409
+hops (- expected, + actual, · extra but allowed):
+· test -> frontend
+  frontend -> cart
+- frontend -> payment   [not seen yet: another check failed first]
+see it: tracebaton serve --db .tracebaton/last.duckdb, then open /flows/{T1}"""
+    # judged to the end, the same hop is missing
+    final = dataclasses.replace(situation, final=True)
+    assert [h.status.value for h in result_of(final, evaluate(final), waited_ms=3_000).hops][-1] == "missing"
 
 
 def unknown_trace(recent: list[str], stored: list[str]) -> str:
