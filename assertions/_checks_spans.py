@@ -92,7 +92,38 @@ def check_errors(situation: Situation) -> CheckResult | None:
         # under a span whose parent has not arrived, the hop this error belongs to is unknown yet
         tentative = (hop is not None and hop.tentative) or _under_orphan(trace, span, orphans)
         violations.append(Violation(message, (span.span_id,), hop.text if hop else None, tentative))
+    if not violations:  # a deeper error already says why the system answered with one
+        violations = _rejected_by_the_system(situation)
     return universal("errors", violations, situation)
+
+
+def _rejected_by_the_system(situation: Situation) -> list[Violation]:
+    """The test's own requests that the system answered with an error. Per the HTTP
+    conventions a 4xx marks only the client span ERROR, and the test's client (curl, a test's
+    HTTP client) exports none: the test stands for it, so its hop is the failed one."""
+    violations = []
+    for hop in situation.hops:
+        span = hop.callee_span
+        if not hop.from_test or span is None or span.status_code is StatusCode.ERROR:
+            continue  # an ERROR server span is reported above already
+        if _error_answer(span) and not _allowed(situation, span, hop):
+            violations.append(Violation(f"{hop.text} {_answer(span)}", (span.span_id,), hop.text,
+                                        hop.tentative))
+    return violations
+
+
+def _error_answer(span: StoredSpan) -> bool:
+    """An HTTP status of 400 or more, or a gRPC status other than OK, on a server span."""
+    if span.kind is not SpanKind.SERVER:
+        return False
+    for key, least in ((_STATUS_KEYS[0], 400), (_STATUS_KEYS[1], 1)):
+        found, value = attribute_lookup(span.attributes, key)
+        if found and value is not None and not isinstance(value, bool):
+            try:  # ClickHouse and OTEL_RESOURCE_ATTRIBUTES deliver numbers as strings
+                return int(str(value).strip()) >= least
+            except ValueError:
+                return False
+    return False
 
 
 def _under_orphan(trace: FlowTrace, span: StoredSpan, orphans: set[str]) -> bool:

@@ -1118,3 +1118,45 @@ def test_every_message_about_a_hop_writes_it_caller_arrow_callee() -> None:
         assert c.hop is not None, c
         assert c.message.startswith(c.hop), c
         assert c.hop in ("frontend -> cart", "frontend -> payment")
+
+
+def _rejected_at_the_entry(attrs: dict[str, Any]) -> list[StoredSpan]:
+    b = FlowBuilder()
+    b.server("frontend", "POST /checkout", parent=b.test_root(), start_ms=1, end_ms=2, attrs=attrs)
+    return b.spans
+
+
+@pytest.mark.parametrize(("attrs", "answer"), [
+    ({"http.response.status_code": 400}, "answered 400"),
+    ({"http.response.status_code": "503"}, "answered 503"),  # ClickHouse keeps every value a string
+    ({"rpc.grpc.status_code": 3}, "answered 3"),
+])
+def test_the_systems_error_answer_to_the_tests_own_request_fails_its_hop_at_once(
+        attrs: dict[str, Any], answer: str) -> None:
+    # the server span of a 4xx stays UNSET (HTTP conventions) and the test's client exports no
+    # span to mark: without this the flow waited out its timeout for hops that never came
+    result = judge({"expect": {"hops": ["frontend -> auth"]}}, _rejected_at_the_entry(attrs), settled=False)
+    assert not result.passed
+    assert result.waited_reason.value == "violated"
+    assert check(result, "errors").message == f"test -> frontend {answer}"
+    assert result.first_divergence == f"test -> frontend {answer}"
+
+
+def test_an_error_answer_the_spec_allows_or_a_success_is_no_error_of_the_entry() -> None:
+    spans = _rejected_at_the_entry({"http.response.status_code": 401})
+    allowed = judge({"expect": {"hops": ["test -> frontend"], "errors": {"allow": ["test -> frontend"]}}},
+                    spans)
+    assert allowed.passed, allowed.checks
+    for fine in ({"http.response.status_code": 201}, {"rpc.grpc.status_code": 0}, {}):
+        result = judge({"expect": {"hops": ["test -> frontend"]}}, _rejected_at_the_entry(fine))
+        assert result.passed, (fine, result.checks)
+
+
+def test_an_error_answer_at_the_entry_explained_by_a_deeper_error_is_not_said_twice() -> None:
+    b = FlowBuilder()
+    frontend = b.server("frontend", "POST /checkout", parent=b.test_root(), start_ms=1, end_ms=50,
+                        attrs={"http.response.status_code": 401})
+    b.call(frontend, "auth", "/verify", start_ms=5, end_ms=20, client_status=StatusCode.ERROR,
+           client_attrs={"http.response.status_code": 401})
+    result = judge({"expect": {"hops": ["frontend -> auth"]}}, b.spans)
+    assert check(result, "errors").message == "frontend -> auth answered 401"
