@@ -17,7 +17,7 @@ from ._client import Client, FlowHost, Traces
 from ._engine import FlowEngine
 from ._flow import Flow, SnapshotPlace
 from ._hops import TEST_SERVICE, hop_matches
-from ._quiet import unseen_services_warning
+from ._quiet import WARN_OF_UNSEEN_AFTER_S, unseen_services_warning
 from ._render import render_divergence, render_headline, render_hop_table, render_verdict, serve_command
 from ._result import (
     CHECK_IDS,
@@ -63,6 +63,7 @@ __all__ = [
     "CHECK_IDS",
     "MAP_MAX_TRACES",
     "TEST_SERVICE",
+    "WARN_OF_UNSEEN_AFTER_S",
     "Budgets",
     "CheckResult",
     "CheckState",

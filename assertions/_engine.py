@@ -29,6 +29,7 @@ from ._hops import (
     unsettled,
 )
 from ._quiet import (
+    WARN_OF_UNSEEN_AFTER_S,
     absent_services,
     export_delays,
     export_lags_ns,
@@ -138,7 +139,7 @@ class FlowEngine:
         # asked once up front (a name the store never saw gets its hint in every message)
         # and again when the verdict is given, so the hint is current
         services = frozenset(self._store.services())
-        self._warn_of_unseen_services(spec, services)
+        warn_at: float | None = started + WARN_OF_UNSEEN_AFTER_S  # None once said (or needless)
         stored_delays: dict[str, int | None] = {}
         while True:
             cursor = self._store.cursor()
@@ -167,6 +168,11 @@ class FlowEngine:
                 if _awaits_callee(h) and now - h.anchor.arrival_unix_nano < grace
             ]
             settled = quiet and not waiting
+            if warn_at is not None and (settled or final or time.monotonic() >= warn_at):
+                warn_at = None
+                # a peer the flow's hops name (peer.service) never exports spans of its own
+                named = frozenset(name for hop in hops for name in (hop.caller, hop.callee))
+                self._warn_of_unseen_services(spec, frozenset(self._store.services()), named)
             if not settled:
                 hops = unsettled(hops)
             window = None
@@ -192,7 +198,7 @@ class FlowEngine:
                 return self._nothing_arrived(situation, checks, started, until)
             if final or overall(checks) is not CheckState.PENDING:
                 return self._store_findings(result_of(situation, checks, waited_ms=_ms_since(started)), trace)
-            wake = until
+            wake = until if warn_at is None else min(until, warn_at)
             if last is not None and not quiet:
                 wake = min(wake, time.monotonic() + (last + settle_ns - now) / 1e9)
             elif waiting:
@@ -202,11 +208,13 @@ class FlowEngine:
             self._store.wait(trace_ids, wake, after=cursor)
 
     @staticmethod
-    def _warn_of_unseen_services(spec: FlowSpec, services: frozenset[str]) -> None:
+    def _warn_of_unseen_services(spec: FlowSpec, services: frozenset[str], named: frozenset[str]) -> None:
         """A service the store never saw waits the whole timeout (its export delay is unknown):
-        say so when the check starts, not only in the verdict (a typo shows in pytest's
-        captured log, the server's log, and live with --log-cli-level=WARNING)."""
-        warning = unseen_services_warning(spec, services)
+        say so once the flow has settled without it (or after `WARN_OF_UNSEEN_AFTER_S`), long before the
+        verdict (a typo shows in pytest's captured log, the server's log, and live with
+        --log-cli-level=WARNING). Not at the very start: a flow's later services are often
+        still exporting then, and a peer is only known once a hop names it."""
+        warning = unseen_services_warning(spec, services, named)
         if warning:
             log.warning("%s", warning)
 

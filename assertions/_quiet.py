@@ -198,12 +198,19 @@ def unknown_delay(delays: Mapping[str, int | None], absent: Iterable[str] = ()) 
     return None
 
 
-def unseen_services_warning(spec: FlowSpec, store_services: Set[str]) -> str | None:
-    """What to say when a check starts whose spec waits for a service the store never saw
-    (a typo, or a service not pointed here yet): it waits the whole timeout, its export
-    delay being unknown. None when the store saw them all."""
+WARN_OF_UNSEEN_AFTER_S = 1.0
+"""A check still waiting this long says which services of its spec the store never saw:
+not at its very start, when a flow's later services are often still exporting."""
+
+
+def unseen_services_warning(spec: FlowSpec, store_services: Set[str],
+                            named_by_hops: Set[str] = frozenset()) -> str | None:
+    """What to say when a check waits for a service the store never saw (a typo, or a
+    service not pointed here yet): it waits the whole timeout, its export delay being
+    unknown. None when the store saw them all; an uninstrumented peer the flow's hops name
+    (`named_by_hops`, by peer.service or address) is no such service."""
     names, _ = awaited_services(spec)
-    hint = unseen_services_hint(sorted(names), store_services, spec)
+    hint = unseen_services_hint(sorted(names - named_by_hops), store_services, spec)
     if not hint:
         return None
     return (f"flow {spec.name!r}: {hint.removeprefix('; ')}; its check waits for it up to "

@@ -10,12 +10,15 @@ also ends in 2, with a message that says the failure is the server's, not the re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import sys
+import threading
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._config import ENV_TOKEN, ENV_URL, server_url
@@ -145,15 +148,32 @@ def _junit(results: list[tuple[str, dict[str, Any]]]) -> bytes:
     return written
 
 
-def _warn_of_unseen_services(api: _Api, specs: list[FlowSpec]) -> None:
+@contextlib.contextmanager
+def unseen_services_warned(url: str, specs: list[FlowSpec]) -> Iterator[None]:
     """A service the store never saw makes its check wait the whole timeout: said on stderr
-    before the wait, not only in the verdict after it."""
+    while the check still waits after WARN_OF_UNSEEN_AFTER_S, as the engine says it, not
+    only in the verdict after the wait (a check that is done by then needs no warning)."""
+    from tracebaton.assertions import WARN_OF_UNSEEN_AFTER_S
+
+    timer = threading.Timer(WARN_OF_UNSEEN_AFTER_S, _warn_of_unseen_services, (url, specs))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _warn_of_unseen_services(url: str, specs: list[FlowSpec]) -> None:
     from tracebaton.assertions import unseen_services_warning
 
+    api = _Api(url)  # a client of its own: the check's is busy waiting for the verdict
     try:
         services = set(api.call("GET", "/jaeger/api/services").get("data") or ())
     except TracebatonError:
         return  # the check itself says what is wrong with the server
+    finally:
+        api.close()
     for spec in specs:
         warning = unseen_services_warning(spec, services)
         if warning:
@@ -192,23 +212,19 @@ def run_check(args: argparse.Namespace) -> int:
             )
         specs.append((source, spec))
     api = _Api(server_url(args.server))
-    _warn_of_unseen_services(api, [spec for _, spec in specs])
     session = f"cli-{uuid.uuid4().hex[:12]}"
     results: list[tuple[str, dict[str, Any]]] = []
     try:
-        for source, spec in specs:
-            body = {
-                "spec": flow_spec_to_dict(spec),
-                "trace_id": args.trace_id,
-                "test_id": source,
-                "session_id": session,
-            }
-            results.append(
-                (
-                    source,
-                    api.call("POST", "/api/check", json=body, timeout=spec.wait.timeout_ns / 1e9 + _MARGIN_S),
-                )
-            )
+        with unseen_services_warned(api.url, [spec for _, spec in specs]):
+            for source, spec in specs:
+                body = {
+                    "spec": flow_spec_to_dict(spec),
+                    "trace_id": args.trace_id,
+                    "test_id": source,
+                    "session_id": session,
+                }
+                timeout = spec.wait.timeout_ns / 1e9 + _MARGIN_S
+                results.append((source, api.call("POST", "/api/check", json=body, timeout=timeout)))
     finally:
         api.close()
     if args.junit:

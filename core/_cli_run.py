@@ -24,7 +24,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-from ._cli_client import _Api, _junit, _warn_of_unseen_services
+from ._cli_client import _Api, _junit, unseen_services_warned
 from ._config import ENV_INGEST_TOKEN, ENV_TOKEN, ENV_URL, server_url
 from ._errors import ConfigurationError
 
@@ -210,12 +210,8 @@ def run_run(args: argparse.Namespace) -> int:
             shown = "\n".join(f"    {line}" for line in outcome.tail) or "    (it printed nothing)"
             print(f"tracebaton run: {message}. Its last output:\n{shown}", file=sys.stderr)
             return COMMAND_FAILED
-        api = _Api(url)
-        try:
-            _warn_of_unseen_services(api, [spec])  # before the wait, as `check` says it
-        finally:
-            api.close()
-        result = flow.check(spec)
+        with unseen_services_warned(url, [spec]):  # as `check` says it
+            result = flow.check(spec)
         rendered = flow.render(result) if args.format == "text" else ""
     if args.junit:
         _write_junit(args.junit, _junit([(args.spec, result.to_json())]))

@@ -232,7 +232,7 @@ def test_a_spec_naming_a_service_the_store_never_saw_says_which_it_did_see(
     second = flow.render(result).splitlines()[1]
     assert second.startswith("cart -> invntory: never seen; cart called inventory; ")
     assert "no span of 'invntory' ever arrived; seen: inventory, " in second
-    # and said when the check started, not two seconds later with the verdict
+    # and said once the flow settled without it, not two seconds later with the verdict
     (hint,) = [r for r in caplog.records if r.name == "tracebaton.assertions"]
     assert hint.getMessage().startswith(
         "flow 'checkout': no span of 'invntory' ever arrived; seen: inventory, ")

@@ -118,7 +118,7 @@ def test_check_of_one_failing_spec_names_the_culprit_hop_on_line_2(api: str, spe
     assert "==" not in done.stdout
 
 
-def test_a_spec_naming_a_service_never_stored_is_said_before_the_wait(api: str, tmp_path: Path) -> None:
+def test_a_spec_naming_a_service_never_stored_is_said_during_the_wait(api: str, tmp_path: Path) -> None:
     trace = scripted_checkout()
     import_spans(api, trace)
     spec = tmp_path / "typo.yaml"
@@ -139,8 +139,8 @@ def test_a_spec_naming_a_service_never_stored_is_said_before_the_wait(api: str, 
     assert warning.startswith(
         "tracebaton: flow 'typo': no span of 'invntory' ever arrived; seen: inventory, ")
     assert warning.rstrip().endswith("; its check waits for it up to wait.timeout (3 s)")
-    # the check waits out its 3 s after the warning: it came when the check started
-    assert finished - warned > 2.0, (warned - started, finished - warned)
+    # said while the check waited, a second in, long before its 3 s were out
+    assert finished - warned > 1.5, (warned - started, finished - warned)
     assert process.returncode == 1, rest
     assert "cart -> invntory: never seen" in out
 
