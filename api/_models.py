@@ -112,6 +112,11 @@ class CheckModel(BaseModel):
     message: str
     span_ids: list[str]
     hop: str | None
+    more: list[str] = Field(
+        default_factory=list,
+        description="the check's other violations after the first, in full; `message` "
+        "ends `(and N more)` for them",
+    )
 
 
 class HopModel(BaseModel):

@@ -17,7 +17,7 @@ from tracebaton import FlowSpecError, format_duration_ns
 
 from ._hops import hop_matches
 from ._render_tree import plural, render_span_tree
-from ._result import CheckState, FlowResult, HopResult, HopStatus
+from ._result import CheckResult, CheckState, FlowResult, HopResult, HopStatus
 from ._spec import HopPattern
 from ._spec_values import parse_hop_pattern
 from ._trace import FlowTrace
@@ -47,8 +47,7 @@ def render_verdict(result: FlowResult, trace: FlowTrace | None = None, *, verbos
     lines = [render_headline(result), *_continued(render_divergence(result), "  ")]
     for check in result.checks:
         if full or check.state is CheckState.FAIL:
-            head = f"  {_STATE_WORDS[check.state]:<7} {check.check}"
-            lines += _continued(f"{head}: {check.message}" if check.message else head, "          ")
+            lines += render_check(check, full)
     lines += _hop_diff(result, full)
     if full and result.hops:
         lines += ["hop table:", *("  " + line for line in render_hop_table(result))]
@@ -57,6 +56,23 @@ def render_verdict(result: FlowResult, trace: FlowTrace | None = None, *, verbos
     lines += _findings(result, trace)
     lines.append(_see_it(result, dashboard_url, db_path))
     return "\n".join(lines)
+
+
+_MORE_LISTED = 5
+"""A check's other violations listed before `… and N more`: a fan-out of fifty broken
+hops says what they have in common in a few lines; -vv lists them all."""
+
+
+def render_check(check: CheckResult, full: bool = False) -> list[str]:
+    """A check's lines: its state, id and message, then its other violations (`also: …`)."""
+    head = f"  {_STATE_WORDS[check.state]:<7} {check.check}"
+    lines = _continued(f"{head}: {check.message}" if check.message else head, "          ")
+    listed = check.more if full else check.more[:_MORE_LISTED]
+    for message in listed:
+        lines += _continued(f"          also: {message}", "                ")
+    if len(listed) < len(check.more):
+        lines.append(f"          … and {len(check.more) - len(listed)} more (-vv lists them all)")
+    return lines
 
 
 def render_hop_table(result: FlowResult) -> list[str]:

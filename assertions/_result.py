@@ -80,6 +80,9 @@ class CheckResult:
     span_ids: tuple[str, ...] = ()
     hop: str | None = None
     """The hop the message is about, written `caller -> callee`, when there is one."""
+    more: tuple[str, ...] = ()
+    """The check's other violations after the first, in full: `message` ends
+    `(and N more)` for them, and the renderers list them under it."""
 
     @property
     def passed(self) -> bool:
@@ -93,6 +96,7 @@ class CheckResult:
             "message": self.message,
             "span_ids": list(self.span_ids),
             "hop": self.hop,
+            "more": list(self.more),
         }
 
 
@@ -199,6 +203,7 @@ class FlowResult:
                     message=c.get("message", ""),
                     span_ids=tuple(c.get("span_ids", ())),
                     hop=c.get("hop"),
+                    more=tuple(c.get("more", ())),
                 )
                 for c in data.get("checks", ())
             ),

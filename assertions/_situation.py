@@ -66,7 +66,8 @@ def universal(check: str, violations: Sequence[Violation], situation: Situation)
         first = violations[0]
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
         span_ids = tuple(dict.fromkeys(s for v in violations for s in v.span_ids))
-        return CheckResult(check, CheckState.FAIL, first.message + more, span_ids, first.hop)
+        return CheckResult(check, CheckState.FAIL, first.message + more, span_ids, first.hop,
+                           tuple(v.message for v in violations[1:]))
     if situation.settled:
         return CheckResult(check, CheckState.PASS)
     if situation.final:
@@ -92,7 +93,8 @@ def existential(check: str, missing: Sequence[Violation], situation: Situation) 
         first = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         span_ids = tuple(dict.fromkeys(s for v in missing for s in v.span_ids))
-        return CheckResult(check, CheckState.FAIL, first.message + more, span_ids, first.hop)
+        return CheckResult(check, CheckState.FAIL, first.message + more, span_ids, first.hop,
+                           tuple(v.message for v in missing[1:]))
     return CheckResult(check, CheckState.PENDING, missing[0].message, hop=missing[0].hop)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from tracebaton import format_duration_ns
 
-from ._render import _STATE_WORDS, DEFAULT_DB, _continued, _findings, _see_it, render_headline
+from ._render import DEFAULT_DB, _continued, _findings, _see_it, render_check, render_headline
 from ._render_tree import plural, render_span_tree
 from ._result import CheckState, FlowResult, HopKind
 from ._snapshot import FlowShape, HopNode
@@ -396,8 +396,7 @@ def render_snapshot_verdict(result: FlowResult, diff: ShapeDiff | None, trace: F
     if failed:
         lines.append("checks of its flow spec:")
         for check in failed:
-            head = f"  {_STATE_WORDS[check.state]:<7} {check.check}"
-            lines += _continued(f"{head}: {check.message}" if check.message else head, "          ")
+            lines += render_check(check, full)
     if trace is not None:
         lines += render_span_tree(result, trace, verbosity=verbosity)
     lines += _findings(result, trace)

@@ -115,10 +115,19 @@ function failureText(view) {
   return h("div", { class: "failure", id: "failure", role: "alert" },
     h("div", { class: "first" }, view.divergence),
     h("ul", {},
-      failed.map((c) => h("li", {}, h("b", {}, `FAIL ${c.check}`), `: ${c.message}`)),
+      failed.map((c) => h("li", {}, h("b", {}, `FAIL ${c.check}`), `: ${c.message}`, moreViolations(c))),
       pending.length ? h("li", { class: "muted" },
         `undecided when the verdict came: ${pending.map((c) => c.check + (c.message ? ` (${c.message})` : "")).join(", ")}`) : null,
       findingItems(result.findings)));
+}
+
+/** A check's other violations, folded: the message says `(and N more)` of them. */
+function moreViolations(check) {
+  const more = check.more || [];
+  if (!more.length) return null;
+  return h("details", { class: "more-violations" },
+    h("summary", {}, `${more.length} more ${check.check} violation${more.length > 1 ? "s" : ""}`),
+    h("ul", {}, more.map((m) => h("li", {}, m))));
 }
 
 /** Findings, with runs of one kind (export lag of six services) folded after the first. */

@@ -119,7 +119,7 @@ def test_a_snapshot_check_records_the_diff_for_the_dashboard(api: str, traces: d
     assert judged["result"]["first_divergence"] == "cart -> inventory  status: was ok, now 503"
     assert judged["result"]["checks"][-1] == {
         "check": "snapshot", "passed": False, "state": "fail", "span_ids": [], "hop": "cart -> inventory",
-        "message": "cart -> inventory  status: was ok, now 503"}
+        "message": "cart -> inventory  status: was ok, now 503", "more": []}
     recorded = httpx.get(f"{api}/api/runs/{judged['run_id']}/snapshot-diff").json()
     assert recorded["diff"] == judged["diff"]
     assert recorded["snapshot"]["hops"][1]["frontend -> cart"]["calls"] == [

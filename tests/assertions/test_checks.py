@@ -837,6 +837,14 @@ def test_errors_deepest_first() -> None:
     result = judge({}, _booking(flights_status=502, seats_error=True).spans)
     errors = check(result, "errors")
     assert errors.message == "flights -> seats: seats answered 503 in 'POST /seats' (and 4 more)"
+    # the four the message counts, listed in the same order: deepest first, each hop's answer
+    # after its callee's own failure
+    assert errors.more == (
+        "flights -> seats answered 503",
+        "booking -> flights: flights answered 502 in 'POST /flights'",
+        "booking -> flights answered 502",
+        "test -> booking: booking answered 500 in 'POST /book'",
+    )
     assert errors.hop == "flights -> seats"
     assert result.first_divergence == errors.message
 

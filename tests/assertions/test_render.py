@@ -575,3 +575,39 @@ def test_expected_hops_match_however_their_arrows_are_spaced() -> None:
     written = ("frontend->cart", "cart  ->  inventory", "cart -> pricing")
     text = render_verdict(dataclasses.replace(result, expected_hops=written), trace)
     assert "\n  frontend -> cart\n  cart -> inventory\n  cart -> pricing\nspans" in text
+
+
+def fan_out_of_failing_hops(n: int) -> FlowResult:
+    """One check with `n` violations: the fan-out of a search to shards that all failed."""
+    messages = [f"search -> shard-{i}: shard-{i} answered 503" for i in range(n)]
+    return FlowResult(
+        passed=False, name="search", trace_id=T1, waited_ms=40, waited_reason=WaitedReason.VIOLATED,
+        first_divergence=messages[0] + f" (and {n - 1} more)",
+        checks=(CheckResult("errors", FAIL, messages[0] + f" (and {n - 1} more)", hop="search -> shard-0",
+                            more=tuple(messages[1:])),),
+        hops=(), trace_ids=(T1,), span_count=2 * n)
+
+
+def test_a_check_lists_its_other_violations_under_its_message_and_folds_past_five() -> None:
+    assert render_verdict(fan_out_of_failing_hops(8)).splitlines()[2:10] == [
+        "  FAIL    errors: search -> shard-0: shard-0 answered 503 (and 7 more)",
+        "          also: search -> shard-1: shard-1 answered 503",
+        "          also: search -> shard-2: shard-2 answered 503",
+        "          also: search -> shard-3: shard-3 answered 503",
+        "          also: search -> shard-4: shard-4 answered 503",
+        "          also: search -> shard-5: shard-5 answered 503",
+        "          … and 2 more (-vv lists them all)",
+        "see it: tracebaton serve --db .tracebaton/last.duckdb, then open /flows/" + T1,
+    ]
+
+
+def test_very_verbose_lists_every_other_violation() -> None:
+    lines = render_verdict(fan_out_of_failing_hops(8), verbosity=2).splitlines()
+    also = [line.strip() for line in lines if line.strip().startswith(("also:", "…"))]
+    assert also == [f"also: search -> shard-{i}: shard-{i} answered 503" for i in range(1, 8)]
+
+
+def test_other_violations_survive_the_json_a_remote_server_sends() -> None:
+    result = fan_out_of_failing_hops(3)
+    assert FlowResult.from_json(result.to_json()).checks[0].more == (
+        "search -> shard-1: shard-1 answered 503", "search -> shard-2: shard-2 answered 503")

@@ -60,6 +60,24 @@ def test_a_failed_flow_shows_the_red_hop_the_ghost_and_the_failure_text(
     shot(page, "flow-failed")
 
 
+def test_a_check_s_other_violations_unfold_under_it(
+    api: str, page: Page, failed_run: dict[str, Any]
+) -> None:
+    spec = {"name": "checkout", "wait": {"timeout": "2s", "settle": "100ms"},
+            "expect": {"propagation": {"headers": {"authorization": "present"}}}}
+    result = check(api, spec, failed_run["trace"].trace_id)
+    headers = next(c for c in result["checks"] if c["check"] == "headers")
+    assert headers["more"]
+    assert headers["message"].endswith(f"(and {len(headers['more'])} more)")
+    page.goto(f"{api}/flows/{result['run_id']}")
+    more = page.locator("#failure details.more-violations")
+    n = len(headers["more"])
+    assert more.locator("summary").inner_text() == f"{n} more headers violation{'s' if n > 1 else ''}"
+    assert not more.locator("li").first.is_visible(), "folded until asked"
+    more.locator("summary").click()
+    assert more.locator("li").all_inner_texts() == headers["more"]
+
+
 def test_the_link_in_a_failure_message_opens_the_recorded_verdict(
     api: str, page: Page, failed_run: dict[str, Any]
 ) -> None:
