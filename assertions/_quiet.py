@@ -73,6 +73,19 @@ def export_delays(spans: Iterable[StoredSpan], *, now_unix_nano: int) -> dict[st
     return delays
 
 
+def declared_export_delays(spans: Iterable[StoredSpan]) -> dict[str, int | None]:
+    """Each service's declared export delay, the longest its spans declare; None when one
+    of its spans declares none. The test's own spans are left out."""
+    declared: dict[str, int | None] = {}
+    for span in spans:
+        if span.service == TEST_SERVICE:
+            continue
+        delay = declared_export_delay_ns(span)
+        known = declared.get(span.service, 0)
+        declared[span.service] = None if known is None or delay is None else max(known, delay)
+    return declared
+
+
 def export_lag_ns(span: StoredSpan, now_unix_nano: int) -> int:
     """How long after its end the span reached the store. A span from 1970 "arrives" decades
     after it ended: its lag measures nothing (0; its clock_skew finding says why)."""

@@ -13,7 +13,7 @@ from ._checks_hops import check_chains, check_hops, check_order, check_times
 from ._checks_propagation import check_baggage, check_connected, check_headers, propagation_findings
 from ._checks_spans import check_errors, check_span_expectation
 from ._hops import TEST_SERVICE, extract_hops, hop_matches
-from ._quiet import export_lags_ns
+from ._quiet import declared_export_delays, export_lags_ns
 from ._result import (
     CheckResult,
     CheckState,
@@ -136,16 +136,29 @@ def hop_results(situation: Situation) -> list[HopResult]:
 def export_lag_findings(situation: Situation) -> list[Finding]:
     settle = situation.spec.wait.settle_ns
     worst = export_lags_ns(situation.trace.spans, situation.now_unix_nano)
+    declared = declared_export_delays(situation.trace.spans)
     return [
-        Finding(
-            FindingKind.EXPORT_LAG,
-            f"{service} exports {format_duration_ns(lag)} after its spans end; settle "
-            f"{format_duration_ns(settle)} is too short — set OTEL_BSP_SCHEDULE_DELAY=50 "
-            "(tracebaton.sut_env())",
-        )
+        Finding(FindingKind.EXPORT_LAG, _export_lag_advice(service, lag, declared.get(service), settle))
         for service, lag in sorted(worst.items())
         if lag > settle
     ]
+
+
+def _export_lag_advice(service: str, lag_ns: int, declared_ns: int | None, settle_ns: int) -> str:
+    """Where the lag comes from decides the fix: a service that declares a short batch delay
+    yet arrives late lost the time between its exporter and the store (a Collector's batch
+    processor, a loaded store), which no SDK setting shortens."""
+    head = f"{service} exports {format_duration_ns(lag_ns)} after its spans end"
+    too_short = f"settle {format_duration_ns(settle_ns)} is too short"
+    if declared_ns is None:
+        return f"{head}; {too_short} — set OTEL_BSP_SCHEDULE_DELAY=50 (tracebaton.sut_env())"
+    if 2 * declared_ns < lag_ns:
+        return (f"{head}, though it holds them only {format_duration_ns(declared_ns)} before export: "
+                f"the rest is spent between its exporter and the store (a Collector's batch "
+                f"processor, a loaded store); {too_short} — raise wait.settle past "
+                f"{format_duration_ns(lag_ns)}, or lower the batch processor's timeout")
+    return (f"{head} (it holds them {format_duration_ns(declared_ns)} before export); {too_short} — "
+            "lower OTEL_BSP_SCHEDULE_DELAY (tracebaton.sut_env() sets 50) or raise wait.settle")
 
 
 def result_of(situation: Situation, checks: list[CheckResult], *, waited_ms: int) -> FlowResult:

@@ -1089,6 +1089,26 @@ def test_export_lag_is_a_finding_when_it_exceeds_settle() -> None:
     assert finding_kinds(judge({"wait": {"settle": "5s"}}, b.spans)) == []
 
 
+@pytest.mark.parametrize(("declared_ms", "advice"), [
+    (50, "cart exports 4.8 s after its spans end, though it holds them only 50 ms before export: "
+         "the rest is spent between its exporter and the store (a Collector's batch processor, a "
+         "loaded store); settle 250 ms is too short — raise wait.settle past 4.8 s, or lower the "
+         "batch processor's timeout"),
+    (5000, "cart exports 4.8 s after its spans end (it holds them 5 s before export); settle 250 ms "
+           "is too short — lower OTEL_BSP_SCHEDULE_DELAY (tracebaton.sut_env() sets 50) or raise "
+           "wait.settle"),
+])
+def test_export_lag_advice_follows_the_delay_the_service_declares(declared_ms: int, advice: str) -> None:
+    b = FlowBuilder()
+    frontend = b.server("frontend", "POST /checkout", start_ms=0, end_ms=100, arrival_ms=150)
+    b.call(frontend, "cart", "/cart", start_ms=10, end_ms=90)
+    b.spans[-1] = dataclasses.replace(
+        b.spans[-1], arrival_unix_nano=b.spans[-1].end_unix_nano + 4_800 * MS,
+        resource={"service.name": "cart", "tracebaton.export_delay_ms": str(declared_ms)})
+    result = judge({"wait": {"settle": "250ms"}}, b.spans)
+    assert [(f.kind.value, f.message) for f in result.findings] == [("export_lag", advice)]
+
+
 def test_a_span_from_1970_is_clock_skew_not_export_lag() -> None:
     b = FlowBuilder()
     b.server("frontend", "POST /checkout", start_ns=1_000, end_ns=2_000, arrival_ms=10)
