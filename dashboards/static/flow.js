@@ -8,6 +8,7 @@ import { flowKeys, setPageKeys } from "./keys.js";
 import { api, formatDuration, formatWhen, h, isoTime, navigate, nsBetween, s, serviceColor, showError, verdictBadge } from "./util.js";
 
 const FOLDED = / http (send|receive)$/;
+const BUDGET_REACH = 1.5;  // how far past the last span a budget tick may widen the waterfall
 
 export async function renderFlowPage(root, key, { recorded }) {
   // A recorded run's verdict came with the page (the server drew it): it stays while the rest loads.
@@ -299,11 +300,15 @@ function waterfall(view, model) {
     if (BigInt(span.start_unix_nano) < BigInt(t0)) t0 = span.start_unix_nano;
     if (BigInt(span.end_unix_nano) > BigInt(t1)) t1 = span.end_unix_nano;
   }
+  // A budget ending a little past the last span widens the axis to show its headroom; one
+  // far past it (a 2 s budget on a 100 ms flow) would squeeze every bar to a sliver, so its
+  // tick waits at the right edge instead.
+  const reach = nsBetween(t1, t0) * BUDGET_REACH;
   for (const [spanId, markers] of budgets) {
     const span = model.byId.get(spanId);
     for (const m of markers) {
       const end = (BigInt(span.start_unix_nano) + BigInt(m.budget_ns)).toString();
-      if (BigInt(end) > BigInt(t1)) t1 = end;
+      if (BigInt(end) > BigInt(t1) && nsBetween(end, t0) <= reach) t1 = end;
     }
   }
   const total = Math.max(1, nsBetween(t1, t0));
@@ -370,8 +375,11 @@ function waterfall(view, model) {
       const track = h("div", { class: "wf-track" }, bar, h("span", { class: "wf-dur", style: label }, formatDuration(duration)));
       for (const marker of budgets.get(span.span_id) || []) {
         const over = duration > Number(marker.budget_ns);
-        track.append(h("div", { class: `wf-budget${over ? " over" : ""}`, style: `left:${pct(start + Number(marker.budget_ns))}`,
-          title: `budget ${marker.label}${over ? " — exceeded" : ""}` }));
+        const beyond = start + Number(marker.budget_ns) > total;
+        const state = over ? " over" : beyond ? " beyond" : "";
+        const note = over ? " — exceeded" : beyond ? ` — ends past the axis, ${formatDuration(Number(marker.budget_ns) - duration)} to spare` : "";
+        track.append(h("div", { class: `wf-budget${state}`, style: beyond ? "right:0" : `left:${pct(start + Number(marker.budget_ns))}`,
+          title: `budget ${marker.label}${note}` }));
       }
       const row = h("div", { class: "wf-row", dataset: { spanId: span.span_id }, tabindex: 0 },
         h("div", { class: "wf-name", style: `padding-left:${8 + depth * 14}px`, title: `${span.service} · ${span.name}` },

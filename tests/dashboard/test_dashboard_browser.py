@@ -78,6 +78,30 @@ def test_a_check_s_other_violations_unfold_under_it(
     assert more.locator("li").all_inner_texts() == headers["more"]
 
 
+@pytest.mark.parametrize(("budget", "widened"), [("140ms", True), ("10s", False)])
+def test_a_budget_far_past_the_flow_waits_at_the_waterfall_s_edge_instead_of_squeezing_it(
+    api: str, page: Page, failed_run: dict[str, Any], budget: str, widened: bool
+) -> None:
+    spec = {"name": "checkout", "wait": {"timeout": "2s", "settle": "100ms"},
+            "expect": {"budgets": {"trace": budget}}}
+    result = check(api, spec, failed_run["trace"].trace_id)
+    page.goto(f"{api}/flows/{result['run_id']}")
+    root_id = failed_run["trace"].span("frontend", "POST /checkout").span_id
+    root = page.locator(f'.wf-row[data-span-id="{root_id}"]')
+    tick = root.locator(".wf-budget")
+    tick.wait_for()
+    bar = root.locator(".wf-bar").bounding_box()
+    track = root.locator(".wf-track").bounding_box()
+    assert bar is not None
+    assert track is not None
+    # the 120 ms root spans the axis; a 140 ms budget widens it a little, a 10 s one not at all
+    share = bar["width"] / track["width"]
+    assert (0.75 < share < 0.95) if widened else share > 0.97, share
+    beyond = "beyond" in (tick.get_attribute("class") or "")
+    assert beyond is not widened
+    assert ("ends past the axis" in (tick.get_attribute("title") or "")) is not widened
+
+
 def test_the_link_in_a_failure_message_opens_the_recorded_verdict(
     api: str, page: Page, failed_run: dict[str, Any]
 ) -> None:
