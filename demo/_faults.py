@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ._shop import SERVICES
+
 FAULT_HEADER = "x-demo-fault"
 REQUEST_ID_HEADER = "x-request-id"
 ATTEMPT_HEADER = "x-demo-attempt"
@@ -62,6 +64,11 @@ class Faults:
             if fault.strip() not in FAULTS:
                 raise FaultHeaderError(
                     f"unknown fault {fault.strip()!r} in {FAULT_HEADER}; known: {', '.join(FAULTS)}"
+                )
+            if service.strip() not in SERVICES:
+                raise FaultHeaderError(
+                    f"unknown service {service.strip()!r} in {FAULT_HEADER} item {item.strip()!r}; "
+                    f"the shop's services: {', '.join(SERVICES)}"
                 )
             pairs.add((fault.strip(), service.strip()))
         return cls(header if pairs else None, frozenset(pairs))

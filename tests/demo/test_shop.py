@@ -180,6 +180,14 @@ def test_fault_answers_reach_the_client(collector: Collector, shop: Shop) -> Non
         assert response.status_code == status, (fault, response.text)
 
 
+def test_a_fault_at_an_unknown_service_is_refused_not_ignored(shop: Shop) -> None:
+    response = httpx.post(shop.url + "/checkout", headers={"x-demo-fault": "slow@nowhere"}, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "unknown service 'nowhere' in x-demo-fault item 'slow@nowhere'; the shop's services: "
+        "auth, catalog, inventory, payment-gateway, orders, email, cart, payment, frontend")
+
+
 def test_an_unknown_fault_is_refused_not_ignored(shop: Shop) -> None:
     response = httpx.post(shop.url + "/checkout", headers={"x-demo-fault": "slowly@cart"}, timeout=10)
     assert response.status_code == 400
