@@ -1,16 +1,22 @@
 """The ClickHouse store on chdb beside the DuckDB store, on the reference workload.
 
-    python benchmarks/bench_clickhouse.py [--spans 1000000] [--queries 200] [--flows 100] [--no-duckdb]
-                                          [--senders 16] [--decode-workers N]
+    python benchmarks/bench_clickhouse.py [--spans 10000000] [--rate-spans 200000] [--queries 200]
+                                          [--flows 100] [--no-duckdb] [--senders 16] [--decode-workers N]
 
 Both stores are loaded through `ingest` (tracebaton's own receivers' path) with the same
-requests (tests/support/otlp_workload.py: 512 spans a request, traces of 20). Reported:
+requests of the reference workload (tests/support/otlp_workload.py: 512 spans a request,
+traces of 20), renumbered as bench_trace_fetch.py renumbers them (every request new traces,
+nothing of the whole load held in memory). The first `--rate-spans` spans are built before
+they are sent, and their write rate is the store's; the rest are built while sending, in
+this process, so the fill rate reported after them is lower than the store's. Reported, with
+the store holding `--spans` spans:
 
 - write rate (spans/s) and, for ClickHouse, where a request's time goes: building the
   exporter's rows as Arrow columns (`row_batch`: AsString() values), joining a group's
   batches into one table, the INSERT with tracebaton's materialized views and without (a bare
   copy of otel_traces);
-- `trace(id)` p50/p99 over random stored traces (target p50 <= 20 ms on ClickHouse);
+- `trace(id)` p50/p99 over whole traces drawn evenly from the store (target p50 <= 20 ms on
+  ClickHouse at 10 million spans), each checked to read back with all its spans;
 - `traces()` by service and by attribute, p50/p99;
 - verdict latency of an existential spec after the flow's last span, for spans tracebaton's
   receivers wrote (woken at once; target p99 <= 60 ms) and, on ClickHouse, for rows another
@@ -29,16 +35,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
-from otlp_workload import requests  # noqa: E402
+from bench_trace_fetch import Workload, sample  # noqa: E402
 from scripted_traces import ScriptedSpan, ScriptedTrace, new_id  # noqa: E402
 
 from tracebaton import StoreSaturatedError  # noqa: E402
@@ -56,11 +62,12 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
 
 
-def load(store: SpanStore, bodies: list[bytes], senders: int) -> float:
+def load(store: SpanStore, bodies: Iterable[bytes], senders: int) -> float:
     """Ingest every body as receivers would, `senders` requests in flight (an exporter's
     thread each, waiting for its acknowledgement); returns spans/s."""
     pending = iter(bodies)
     lock = threading.Lock()
+    sent = [0]
 
     def send() -> None:
         while True:
@@ -74,6 +81,10 @@ def load(store: SpanStore, bodies: list[bytes], senders: int) -> float:
                     break
                 except StoreSaturatedError:
                     time.sleep(0.01)
+            with lock:
+                sent[0] += 1
+                if sent[0] % 2000 == 0:
+                    print(f"  {512 * sent[0]:,} spans sent", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=send) for _ in range(senders)]
@@ -81,7 +92,20 @@ def load(store: SpanStore, bodies: list[bytes], senders: int) -> float:
         thread.start()
     for thread in threads:
         thread.join()
-    return 512 * len(bodies) / (time.perf_counter() - started)
+    return 512 * sent[0] / (time.perf_counter() - started)
+
+
+class _Built:
+    """Bodies built one at a time under the senders' lock: the generator is not thread-safe."""
+
+    def __init__(self, workload: Workload, numbers: range) -> None:
+        self._workload, self._numbers = workload, iter(numbers)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return self._workload.body(next(self._numbers))
 
 
 def timed(call: Callable[[], Any], count: int) -> list[float]:
@@ -124,18 +148,34 @@ def verdict_latency(store: SpanStore, flows: int, write: Callable[[bytes], None]
     return samples
 
 
-def bench(name: str, url: str, bodies: list[bytes], trace_ids: list[str], args: argparse.Namespace) -> Any:
+def bench(name: str, url: str, workload: Workload, first: list[bytes], requests: int,
+          traces: list[tuple[str, int]], args: argparse.Namespace) -> Any:
     options = StoreOptions(create_schema=url.startswith("chdb:"), max_pending_spans=1 << 20,
                            decode_workers=args.decode_workers)
     store = open_store(url, options).start()
     if args.decode_workers:  # a worker's imports take about a second; until then ingest decodes itself
         time.sleep(2)
-    rate = load(store, bodies, args.senders)
-    print(f"{name}: wrote {512 * len(bodies):,} spans at {rate:,.0f} spans/s "
+    rate = load(store, first, args.senders)
+    print(f"{name}: wrote {512 * len(first):,} spans at {rate:,.0f} spans/s "
           f"({args.senders} senders, {args.decode_workers} decoding workers)", flush=True)
+    if requests > len(first):
+        started = time.perf_counter()
+        fill = load(store, _Built(workload, range(len(first), requests)), args.senders)
+        print(f"{name}: filled to {512 * requests:,} spans at {fill:,.0f} spans/s, requests built "
+              f"while sending ({time.perf_counter() - started:.0f} s)", flush=True)
     rnd = random.Random(1)
-    fetch = timed(lambda: store.trace(rnd.choice(trace_ids)), args.queries)
-    print(f"{name}: trace(id) {percentiles(fetch)}", flush=True)
+    wrong: list[str] = []
+
+    def fetch_one() -> None:
+        trace_id, count = rnd.choice(traces)
+        got = len(store.trace(trace_id))
+        if got != count:
+            wrong.append(f"{trace_id}: {got} of {count} spans")
+
+    fetch = timed(fetch_one, args.queries)
+    if wrong:
+        raise SystemExit(f"{name}: traces read back incomplete: {wrong[:3]}")
+    print(f"{name}: trace(id) {percentiles(fetch)} (every read whole)", flush=True)
     searches = max(20, args.queries // 10)
     by_service = timed(lambda: store.traces(TraceQuery(service="shop-cart", limit=20)), searches)
     print(f"{name}: traces(service) {percentiles(by_service)}", flush=True)
@@ -153,10 +193,10 @@ def clickhouse_breakdown(store: Any, bodies: list[bytes], flows: int) -> None:
 
     from tracebaton.collector._clickhouse_rows import arrow_rows, row_batch  # the writer's own steps
 
-    sample = bodies[: max(1, min(len(bodies), 40))]
-    spans = 512 * len(sample)
+    some = bodies[: max(1, min(len(bodies), 40))]
+    spans = 512 * len(some)
     started = time.perf_counter()
-    batches = [row_batch(b) for b in sample]
+    batches = [row_batch(b) for b in some]
     stringify = time.perf_counter() - started
     started = time.perf_counter()
     table = arrow_rows(batches)
@@ -196,7 +236,9 @@ def main() -> None:
     logging.getLogger("tracebaton.assertions").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--spans", type=int, default=10_000_000)
+    parser.add_argument("--rate-spans", type=int, default=200_000,
+                        help="spans built before sending, whose write rate is reported (default 200,000)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--flows", type=int, default=100)
     parser.add_argument("--no-duckdb", action="store_true")
@@ -207,20 +249,20 @@ def main() -> None:
                         help="processes building rows and columns, as serve's TRACEBATON_DECODE_WORKERS "
                              "(default: serve's, cores - 1); 0 builds them in the receiving threads")
     args = parser.parse_args()
-    count = max(1, args.spans // 512)
-    print(f"building {count} requests ({512 * count:,} spans) of the reference workload", flush=True)
-    bodies = list(requests(count))
-    trace_ids = []
-    for body in bodies[:: max(1, count // 200)]:
-        request = ExportTraceServiceRequest.FromString(body)
-        trace_ids.append(request.resource_spans[0].scope_spans[0].spans[0].trace_id.hex())
+    workload = Workload()
+    requests = max(1, args.spans // workload.spans_per_request)
+    first = [workload.body(number) for number in range(min(requests, max(1, args.rate_spans // 512)))]
+    traces = sample(workload, requests, 200)
+    print(f"{requests:,} requests ({512 * requests:,} spans) of the reference workload, the first "
+          f"{len(first):,} built before sending", flush=True)
     with tempfile.TemporaryDirectory() as folder:
-        clickhouse = bench("clickhouse(chdb)", f"chdb:{folder}/ch?database=bench", bodies, trace_ids, args)
-        clickhouse_breakdown(clickhouse, bodies, args.flows)
+        clickhouse = bench("clickhouse(chdb)", f"chdb:{folder}/ch?database=bench", workload, first,
+                           requests, traces, args)
+        clickhouse_breakdown(clickhouse, first, args.flows)
         clickhouse.shutdown()
         if not args.no_duckdb:
-            bench("duckdb", f"duckdb:{folder}/bench.duckdb", bodies, trace_ids, args).shutdown()
-
+            bench("duckdb", f"duckdb:{folder}/bench.duckdb", workload, first, requests, traces,
+                  args).shutdown()
 
 if __name__ == "__main__":
     main()
