@@ -17,6 +17,7 @@ from ._decode_pool import DecodePool
 from ._grpc_receiver import GrpcReceiver
 from ._http_receiver import otlp_http_app
 from ._ids import trace_id_bytes
+from ._listen import listen_socket
 from ._model import (
     AttributeValue,
     IngestResult,
@@ -76,6 +77,7 @@ __all__ = [
     "encode_export_request_json",
     "export_request_from_spans",
     "is_run_id",
+    "listen_socket",
     "open_store",
     "otlp_http_app",
     "parse_call_target",

@@ -21,6 +21,7 @@ from tracebaton import OtlpDecodeError, StoreError, StoreSaturatedError
 
 from ._auth import UNAUTHORIZED, bearer_matches
 from ._ingest import export_response
+from ._listen import check_listenable
 from ._protocol import PROTOBUF, SpanStore
 
 log = logging.getLogger("tracebaton.collector")
@@ -56,6 +57,7 @@ class GrpcReceiver:
         self._token = ingest_token
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._host = host
+        self._port = port
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tracebaton-grpc"),
             options=[
@@ -68,8 +70,10 @@ class GrpcReceiver:
             (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
         self.port = 0
 
-    def start(self) -> int:
-        """Bind and serve; returns the bound port (useful with port 0)."""
+    def start(self, port_setting: str = "port") -> int:
+        """Bind and serve; returns the bound port (useful with port 0). A `ConfigurationError`
+        says why the address cannot be bound (`port_setting` names what chose the port)."""
+        check_listenable(self._host, self._port, "OTLP/gRPC", port_setting)
         try:
             self.port = self._server.add_insecure_port(self._address)
         except RuntimeError as error:

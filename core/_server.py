@@ -52,25 +52,6 @@ class ServerAddresses:
         return f"tracebaton: ready grpc={self.grpc} http={self.http} api={self.api_url}"
 
 
-def _bind(host: str, port: int, what: str) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit it (Linux): a response written as headers then body is
-    # not held back by Nagle waiting for a delayed ACK (40 ms on a kept-alive connection).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        raise ConfigurationError(
-            f"{what} cannot listen on {host}:{port} ({error.strerror}); another process may "
-            f"hold the port: pick another one, or 0 for a free one") from None
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
 def _signalling_server(uvicorn: Any, config: Any, on_started: Any) -> Any:
     """A uvicorn server that says when it listens (uvicorn itself offers no event)."""
 
@@ -101,7 +82,7 @@ class TracebatonServer:
         import uvicorn
 
         from tracebaton.api import create_app
-        from tracebaton.collector import GrpcReceiver, StoreOptions, open_store, otlp_http_app
+        from tracebaton.collector import GrpcReceiver, StoreOptions, listen_socket, open_store, otlp_http_app
 
         s = self.settings
         store = open_store(s.store, StoreOptions(
@@ -116,14 +97,12 @@ class TracebatonServer:
         log.info("store %s started; it declares %s", s.store, store.capabilities)
         sockets = []
         try:
-            sockets = [_bind(s.host, s.http_port, "OTLP/HTTP"), _bind(s.host, s.api_port, "the API")]
+            sockets = [listen_socket(s.host, s.http_port, "OTLP/HTTP", "--http-port"),
+                       listen_socket(s.host, s.api_port, "the API", "--api-port")]
             self._grpc = GrpcReceiver(
                 store, host=s.host, port=s.grpc_port, max_body_bytes=s.max_body_bytes,
                 ingest_token=s.ingest_token)
-            try:
-                grpc_port = self._grpc.start()
-            except OSError as error:
-                raise ConfigurationError(f"{error}; pick another --grpc-port, or 0") from None
+            grpc_port = self._grpc.start(port_setting="--grpc-port")
             apps = [
                 otlp_http_app(store, max_body_bytes=s.max_body_bytes, ingest_token=s.ingest_token),
                 create_app(store, otlp_grpc=f"{s.host}:{grpc_port}",

@@ -105,8 +105,36 @@ def test_a_port_in_use_exits_2_naming_it(tmp_path: Path) -> None:
         done = _serve("--db", str(tmp_path / "x.duckdb"), "--grpc-port", "0", "--http-port", str(port),
                       "--api-port", "0")
     assert done.returncode == 2
-    assert f"OTLP/HTTP cannot listen on 127.0.0.1:{port}" in done.stderr
-    assert "pick another one, or 0" in done.stderr
+    assert (f"OTLP/HTTP cannot listen on 127.0.0.1:{port}: the port is in use: another process "
+            "holds it; pick another --http-port, or 0 for a free one") in done.stderr
+
+
+def test_a_grpc_port_in_use_exits_2_naming_it_without_grpc_core_lines(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _serve("--db", str(tmp_path / "x.duckdb"), "--grpc-port", str(port), "--http-port", "0",
+                      "--api-port", "0")
+    assert done.returncode == 2
+    assert (f"OTLP/gRPC cannot listen on 127.0.0.1:{port}: the port is in use: another process "
+            "holds it; pick another --grpc-port, or 0 for a free one") in done.stderr
+    # grpcio logs its own bind failure as a core line ("E1207 ... Failed to add port"): the
+    # address is tried before grpcio binds, so the user reads one message
+    assert "add_port" not in done.stderr and "Failed to add" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(("host", "message"), [
+    ("999.1.1.1", "'999.1.1.1' is neither an IP address nor a host name this machine resolves"),
+    ("192.0.2.1", "192.0.2.1 is not an address of this machine"),
+], ids=["not-an-address", "another-machine"])
+def test_a_host_that_cannot_be_bound_is_named_not_blamed_on_the_port(
+        tmp_path: Path, host: str, message: str) -> None:
+    done = _serve("--db", str(tmp_path / "x.duckdb"), "--host", host, *FREE)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "127.0.0.1 for this machine only, 0.0.0.0 for every interface" in done.stderr
+    assert "port is in use" not in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_second_server_on_the_same_file_is_refused(tmp_path: Path) -> None:
