@@ -122,10 +122,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(422, validation_message(list(error.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         detail = error.detail if isinstance(error.detail, str) else str(error.detail)
         if error.status_code == 404 and detail == "Not Found":
             detail = "no such route; the API is under /api (see /openapi.json) and the dashboard at /"
+            if request.url.path.startswith("/api/api/"):
+                detail = ("no such route: the path has /api twice; give clients the server's base "
+                          "URL (http://HOST:7357), not its /api")
         if error.status_code == 405:
             detail = "this route does not take that method; see /openapi.json"
         return problem(error.status_code, detail, dict(error.headers or {}))

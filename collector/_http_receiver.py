@@ -112,4 +112,26 @@ def otlp_http_app(store: SpanStore, *, max_body_bytes: int,
                                     retry_after_s=1.0)
         return _success_response(content_type, result)
 
-    return Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])
+    return Starlette(routes=[Route("/v1/traces", export, methods=["POST"])],
+                     exception_handlers={404: _not_here, 405: _not_here})
+
+
+_SIGNALS = {"/v1/metrics": "METRICS", "/v1/logs": "LOGS"}
+
+
+async def _not_here(request: Request, _: Exception) -> Response:
+    """What this port is for, to an exporter of other signals or a client at the wrong port."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    path = request.url.path
+    if path in _SIGNALS:
+        message = (f"tracebaton receives traces only, not {path}: set "
+                   f"OTEL_{_SIGNALS[path]}_EXPORTER=none in the service, or send them to an "
+                   "OpenTelemetry Collector")
+        return _status_response(content_type, 404, code_pb2.UNIMPLEMENTED, message)
+    if path == "/v1/traces":
+        message = f"{request.method} /v1/traces: OTLP export requests are POSTed here"
+        return _status_response(content_type, 405, code_pb2.UNIMPLEMENTED, message)
+    message = (f"{path} is not on tracebaton's OTLP/HTTP receiver, which takes POST /v1/traces "
+               "only; the REST API and the dashboard are on the API port (7357 by default; the "
+               "server's ready line names it)")
+    return _status_response(content_type, 404, code_pb2.NOT_FOUND, message)

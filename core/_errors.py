@@ -155,6 +155,8 @@ def _detail(body: str) -> str:
     if isinstance(answer, dict) and "detail" in answer:
         detail = answer["detail"]
         return detail if isinstance(detail, str) else json.dumps(detail)[:_SHOWN_BODY]
+    if isinstance(answer, dict) and isinstance(answer.get("message"), str):  # a google.rpc.Status (OTLP)
+        return str(answer["message"])
     return body[:_SHOWN_BODY]
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 import httpx
@@ -241,3 +244,41 @@ def test_saturated_ingest_asks_to_retry_later(make_store) -> None:  # type: igno
     store.start()
     assert admitted.result(30).accepted_spans == 10
     assert len(store.trace(first.hex())) == 10
+
+
+WRONG_PATHS = [
+    # id, method, path, headers, status, fragment of the message
+    ("metrics-exporter", "POST", "/v1/metrics", PROTOBUF, 404, "set OTEL_METRICS_EXPORTER=none"),
+    ("logs-exporter", "POST", "/v1/logs", JSON, 404, "set OTEL_LOGS_EXPORTER=none"),
+    ("get-traces", "GET", "/v1/traces", {}, 405, "OTLP export requests are POSTed here"),
+    ("api-at-otlp-port", "POST", "/api/check", JSON, 404, "the REST API and the dashboard are on the API"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "status", "fragment"),
+                         [case[1:] for case in WRONG_PATHS], ids=[case[0] for case in WRONG_PATHS])
+def test_the_otlp_http_port_says_what_it_takes_to_a_wrong_path(
+        shared_server: RunningServer, sentinel: str, method: str, path: str,
+        headers: dict[str, str], status: int, fragment: str) -> None:
+    response = httpx.request(method, f"{shared_server.otlp_http_url}{path}", headers=headers,
+                             content=b"" if method == "GET" else b"\x0a\x00")
+    assert response.status_code == status, response.text
+    if headers.get("Content-Type") == "application/x-protobuf":  # an OTLP exporter reads a Status
+        message = status_pb2.Status.FromString(response.content).message
+    else:
+        message = response.json()["message"]
+    assert fragment in message
+    _assert_still_serving(shared_server, sentinel)
+
+
+def test_the_cli_pointed_at_the_otlp_port_is_told_where_the_api_is(
+        shared_server: RunningServer, tmp_path: Path) -> None:
+    spec = tmp_path / "flow.yaml"
+    spec.write_text("name: x\nexpect:\n  hops: ['a -> b']\n")
+    for server, says in [(shared_server.otlp_http_url, "the REST API and the dashboard are on the API port"),
+                         (f"{shared_server.api}/api", "the path has /api twice")]:
+        done = subprocess.run([sys.executable, "-m", "tracebaton", "check", "--server", server,
+                               "--trace-id", new_trace_id().hex(), str(spec)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2, done.stderr
+        assert says in done.stderr, done.stderr
