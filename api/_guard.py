@@ -84,9 +84,46 @@ _PATTERN_HINTS = {
 }
 
 
+_MEMBER_WORDS = {"str": "a string", "int": "a whole number", "float": "a number", "bool": "true or false",
+                 "none": "null"}
+
+
+def _member_words(tag: str) -> str | None:
+    """A union member as pydantic tags its error (`str`, `dict[str,any]`), in words; None when
+    `tag` is a field's name instead."""
+    if tag in _MEMBER_WORDS:
+        return _MEMBER_WORDS[tag]
+    if tag.startswith("dict["):
+        return "a JSON object"
+    if tag.startswith("list["):
+        return "a list"
+    return None
+
+
+def _unions_folded(errors: list[Any]) -> list[Any]:
+    """A value that fits no member of a union gets one error per member from pydantic; a
+    person needs one sentence naming what the field takes."""
+    folded: list[Any] = []
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        words = _member_words(str(loc[-1])) if loc else None
+        if words is None:
+            folded.append(error)
+            continue
+        key = loc[:-1]
+        if key not in groups:
+            groups[key] = {"loc": key, "type": "union", "input": error.get("input"), "members": []}
+            folded.append(groups[key])
+        if words not in groups[key]["members"]:
+            groups[key]["members"].append(words)
+    return folded
+
+
 def validation_message(errors: list[Any]) -> str:
     """Pydantic's error list as sentences a person acts on: where, what was sent, the rule."""
     lines = []
+    errors = _unions_folded(errors)
     for error in errors[:5]:
         where = _where(tuple(error.get("loc", ())))
         kind = error.get("type", "")
@@ -107,6 +144,12 @@ def validation_message(errors: list[Any]) -> str:
                 f"{where}: {_shown(error.get('input'))} is not one of "
                 f"{error.get('ctx', {}).get('expected', 'the allowed values')}"
             )
+        elif kind == "union":
+            members = error["members"]
+            takes = (f"not {members[0]}" if len(members) == 1
+                     else f"neither {members[0]} nor {members[1]}" if len(members) == 2
+                     else "none of: " + ", ".join(members))
+            lines.append(f"{where}: {_shown(error.get('input'))} is {takes}")
         elif kind == "model_attributes_type":
             lines.append(f"{where} must be a JSON object, got {_shown(error.get('input'))}")
         else:

@@ -311,7 +311,7 @@ def test_check_records_the_run_and_runs_list_failed_first_with_filters(api: str)
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [
-        ({"spec": 5}, 422, "body field spec"),
+        ({"spec": 5}, 422, "body field spec: 5 is neither a JSON object nor a string"),
         ({"spec": {"name": "x", "expect": {"hopz": []}}, "trace_id": "a" * 32}, 400, "hopz"),
         (
             {"spec": {"name": "x", "wait": {"timeout": "2 parsecs"}}, "trace_id": "a" * 32},
