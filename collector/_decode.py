@@ -28,7 +28,8 @@ def protobuf_body(body: bytes | bytearray, content_type: str) -> bytes | bytearr
         except DecodeError as error:
             raise OtlpDecodeError(
                 f"body is not an OTLP ExportTraceServiceRequest in protobuf ({error}); "
-                "send a serialized request, or OTLP/JSON with Content-Type application/json"
+                "send a serialized request (over OTLP/HTTP, OTLP/JSON with Content-Type "
+                "application/json is taken too)"
             ) from None
         return body
     if content_type == JSON:

@@ -184,18 +184,32 @@ def _id(value: Any, name: str) -> bytes:
     raise _Bad(_id_problem(value, name), [name])
 
 
+def _looks_like_base64(value: str) -> bool:
+    """Base64 by its alphabet and its decoding, and shaped like an id (8 or 16 bytes) or
+    spelled with a sign hex never has: plain words such as 'xyz' are not blamed on base64."""
+    if not value or not all(c in _BASE64_ALPHABET for c in value):
+        return False
+    standard = value.translate(_URLSAFE_TO_STANDARD).rstrip("=")
+    try:
+        decoded = binascii.a2b_base64(standard + "=" * (-len(standard) % 4), strict_mode=True)
+    except binascii.Error:
+        return False
+    return len(decoded) in (8, 16) or any(c in "+/=-_" for c in value)
+
+
 def _id_problem(value: Any, name: str) -> str:
     if type(value) is not str:
         return f"{_show(value)} is not a string; write {name} as a string of hex digits"
     rule = f'{name} must be written in hex (OTLP/JSON), e.g. "5b8efff798038103"'
     if value and all(c in _HEX_DIGITS for c in value):
         return f"{_show(value)} has an odd number of hex digits ({len(value)}); {rule}"
-    if value and all(c in _BASE64_ALPHABET for c in value):
+    if _looks_like_base64(value):
         return (
             f"{_show(value)} is not hex: it looks like base64, as proto3 JSON "
             "(google.protobuf.json_format, protojson) writes bytes; "
             f"{rule}. Use an OTLP/JSON encoder (an OpenTelemetry SDK's OTLP/HTTP JSON "
-            "exporter), or send protobuf with Content-Type: application/x-protobuf"
+            "exporter, the Collector's file exporter), or send protobuf to the OTLP receivers "
+            "(Content-Type: application/x-protobuf)"
         )
     return f"{_show(value)} is not hex; {rule}"
 

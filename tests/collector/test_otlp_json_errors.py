@@ -353,3 +353,12 @@ def test_rejections_do_not_chain_internal_exceptions() -> None:
         decode_export_request_json(one_span(traceId="W47/95gDgQPSabYzgT/GDA=="))
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize("value", ["xyz", "trace", "0x5b8e"])
+def test_an_id_that_is_plainly_no_base64_is_not_blamed_on_base64(value: str) -> None:
+    with pytest.raises(OtlpDecodeError) as caught:
+        decode_export_request_json(one_span(traceId=value))
+    message = str(caught.value)
+    assert f"{SPAN0}.traceId: {value!r} is not hex; traceId must be written in hex" in message
+    assert "base64" not in message
