@@ -84,7 +84,28 @@ def parse_import(body: bytes) -> tuple[ExportTraceServiceRequest, int]:
     merged = ExportTraceServiceRequest()
     for request in requests:
         merged.resource_spans.extend(request.resource_spans)
+    if not merged.resource_spans:
+        _refuse_another_format([line for _, line in numbered] if json_lines else [body])
     return merged, len(requests)
+
+
+def _refuse_another_format(documents: list[bytes]) -> None:
+    """A body that carries no trace at all, whose objects have keys but no `resourceSpans`, is
+    a file of another format (a Jaeger UI download, Zipkin, OTLP metrics or logs): storing its
+    nothing and answering 200 would pass a wrong file off as imported."""
+    keys: list[str] = []
+    for document in documents:
+        value = orjson.loads(document)
+        if not isinstance(value, dict) or "resourceSpans" in value:
+            return
+        keys.extend(key for key in value if key not in keys)
+    if keys:
+        shown = ", ".join(repr(key) for key in keys[:5])
+        raise HTTPException(
+            400,
+            f"no trace in it: it has no resourceSpans, only {shown}; {NOT_JSON_FIX}. A Jaeger UI "
+            "download ({\"data\": [...]}), a Zipkin file and OTLP metrics or logs are other formats",
+        )
 
 
 def import_router(store: SpanStore) -> APIRouter:

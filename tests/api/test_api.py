@@ -4,6 +4,7 @@ input on every route answered 4xx with a message that says what to change — ne
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import yaml
 from conftest import RunningServer, start_server
@@ -144,6 +146,10 @@ def test_import_is_all_or_nothing_and_names_the_bad_line(api: str) -> None:
         (b'{\n  "resourceSpans": 5\n}', 400, "read as one JSON document"),
         (b'{"resourceSpans": []}\n{"resourceSpans": [}\n', 400, "line 2:"),
         (b"x" * (300 * 1024), 413, "larger than this route takes"),
+        (b'{"data": [{"traceID": "ab", "spans": []}]}', 400,
+         "no trace in it: it has no resourceSpans, only 'data'"),
+        (b'{"resourceMetrics": []}\n{"resourceLogs": []}\n', 400,
+         "only 'resourceMetrics', 'resourceLogs'"),
     ],
     ids=[
         "empty",
@@ -154,6 +160,8 @@ def test_import_is_all_or_nothing_and_names_the_bad_line(api: str) -> None:
         "pretty-printed-bad",
         "second-line-bad",
         "too-large",
+        "jaeger-ui-download",
+        "metrics-and-logs",
     ],
 )
 def test_import_bad_bodies_get_400_or_413_saying_what_to_change(
@@ -560,3 +568,17 @@ def test_with_a_token_the_api_and_dashboard_need_it(tmp_path: Path) -> None:
         assert with_redirect.headers["location"] == "/flows", "no open redirect"
     finally:
         assert running.stop() == 0
+
+
+def test_an_empty_request_and_other_signals_beside_traces_still_import(api: str) -> None:
+    # `{}` and `{"resourceSpans": []}` are valid empty OTLP requests, and a Collector's file
+    # exporter may write metrics lines into the same file: only a body of no trace whose
+    # objects are all some other shape is refused
+    assert httpx.post(f"{api}/api/import", content=b"{}").json()["accepted_spans"] == 0
+    assert httpx.post(f"{api}/api/import", content=b'{"resourceSpans": []}').json()["accepted_spans"] == 0
+    trace_id = os.urandom(16).hex()
+    line = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": trace_id, "spanId": "0102030405060708", "name": "x",
+        "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000001000000"}]}]}]})
+    body = b'{"resourceMetrics": []}\n' + line + b"\n"
+    assert httpx.post(f"{api}/api/import", content=body).json()["accepted_spans"] == 1
