@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -322,6 +323,25 @@ class ClickHouseSpanStore:
             raise StoreClosedError("the store is shut down; open a new one")
         if self._started:
             return self
+        path = self.location.chdb_path
+        # chdb makes its data directory when it opens it: a start refused for want of tables
+        # must not leave a stray database behind where the user typed a path
+        made = path is not None and not os.path.exists(path)
+        try:
+            self._connect_and_prepare()
+        except BaseException:
+            if made and path is not None:
+                self._close_clients()
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        if self._decode_workers:  # after _prepare: the rows' columns depend on the table's
+            self._decode_pool = DecodePool(
+                self._decode_workers, exporter_rows(with_scope_columns=self._scope_columns)).start()
+        self._queue.start()
+        self._started = True
+        return self
+
+    def _connect_and_prepare(self) -> None:
         try:
             with _quiet_driver(), _quiet_engine(self.location.chdb_path is not None):
                 client = self._new_client()
@@ -340,12 +360,6 @@ class ClickHouseSpanStore:
             raise ConfigurationError(
                 f"{self.location.where}: preparing tracebaton's tables failed "
                 f"({' '.join(str(error).split())[:300]})") from None
-        if self._decode_workers:  # after _prepare: the rows' columns depend on the table's
-            self._decode_pool = DecodePool(
-                self._decode_workers, exporter_rows(with_scope_columns=self._scope_columns)).start()
-        self._queue.start()
-        self._started = True
-        return self
 
     def _prepare(self, client: Any) -> None:
         t = self.tables
@@ -397,6 +411,9 @@ class ClickHouseSpanStore:
         self._closed = True
         with self._wake:
             self._wake.notify_all()
+        self._close_clients()
+
+    def _close_clients(self) -> None:
         with self._clients_lock:
             for client in self._clients:
                 try:

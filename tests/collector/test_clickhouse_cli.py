@@ -65,6 +65,18 @@ def test_a_database_without_the_exporters_tables_names_both_ways_to_create_them(
     assert "has no table 'otel_traces'" in line
     assert "--create-schema" in line
     assert "create_schema" in line
+    # the refused start leaves no data directory where there was none: a typo in the path
+    # would otherwise grow a stray database the next try (with the flag) fills
+    assert not (tmp_path / "ch").exists()
+
+
+def test_a_refused_start_keeps_a_data_directory_that_was_there(tmp_path: Path) -> None:
+    path = tmp_path / "ch"
+    _chdb("CREATE DATABASE otel; CREATE TABLE otel.kept (x UInt8) ENGINE = MergeTree ORDER BY x; "
+          "INSERT INTO otel.kept VALUES (1)", path)
+    line = _one_line_error(_serve("--store", f"chdb:{path}?database=otel"))
+    assert "has no table 'otel_traces'" in line
+    _chdb("SELECT throwIf(count() != 1) FROM otel.kept", path)
 
 
 def test_a_traces_table_of_another_shape_is_refused_and_never_altered(tmp_path: Path) -> None:
