@@ -23,7 +23,14 @@ def parse_duration_ns(text: str, *, what: str = "duration") -> int:
 
 
 def format_duration_ns(ns: int) -> str:
-    """The shortest exact-enough rendering people read: 1.2 s, 250 ms, 80 us."""
+    """The shortest exact-enough rendering people read: 1.2 s, 250 ms, 80 us; 10 m, 2.5 h
+    (never an exponent: `3.6e+03 s` reads as nothing)."""
+    if ns >= 1000 * 3_600_000_000_000:
+        return f"{round(ns / 3.6e12)} h"
+    if ns >= 3_600_000_000_000:
+        return f"{ns / 3.6e12:.3g} h"
+    if ns >= 600_000_000_000:
+        return f"{ns / 6e10:.3g} m"
     if ns >= 1_000_000_000:
         return f"{ns / 1e9:.3g} s"
     if ns >= 1_000_000:
