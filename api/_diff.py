@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tracebaton import FlowSpecError, format_duration_ns
+from tracebaton import FlowSpecError
 from tracebaton.assertions import (
     FlowEngine,
     ShapeDiff,
@@ -20,6 +20,7 @@ from tracebaton.assertions import (
     read_snapshot,
     render_shape_diff,
     render_trace_diff,
+    server_wait_problem,
     shape_to_json,
     stored_shape,
     with_budgets,
@@ -28,7 +29,6 @@ from tracebaton.collector import SpanStore, is_run_id
 
 from ._common import ERRORS, NOT_FOUND, json_response, trace_id_or_400
 from ._models import RUN_ID_PATTERN, TRACE_ID_PATTERN, FlowResultModel, Problem
-from ._runs import MAX_CHECK_WAIT_NS
 
 # The route takes at most 1 MiB of body, and one character of JSON-escaped text can take 12
 # bytes (a surrogate pair): a snapshot within this limit always fits, and a longer one is a 422
@@ -136,11 +136,9 @@ def diff_router(store: SpanStore, engine: FlowEngine) -> APIRouter:
                 wait = read_snapshot(body.snapshot.encode(), body.origin).spec.wait
             except FlowSpecError as error:
                 raise HTTPException(400, str(error)) from None
-            if wait.timeout_ns > MAX_CHECK_WAIT_NS:
-                longest = format_duration_ns(MAX_CHECK_WAIT_NS)
-                raise HTTPException(
-                    400, f"{body.origin}: wait.timeout {format_duration_ns(wait.timeout_ns)} is longer than "
-                         f"a server-side check waits ({longest}); shorten it")
+            too_long = server_wait_problem(wait)
+            if too_long is not None:
+                raise HTTPException(400, f"{body.origin}: {too_long}")
         outcome = judge_snapshot(
             store, engine, trace_id=trace_id, name=body.name,
             snapshot=None if body.snapshot is None else body.snapshot.encode(), origin=body.origin,

@@ -12,8 +12,14 @@ import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from tracebaton import FlowSpecError, format_duration_ns
-from tracebaton.assertions import FlowEngine, FlowSpec, flow_spec_to_dict, parse_flow_spec
+from tracebaton import FlowSpecError
+from tracebaton.assertions import (
+    FlowEngine,
+    FlowSpec,
+    flow_spec_to_dict,
+    parse_flow_spec,
+    server_wait_problem,
+)
 from tracebaton.collector import RunQuery, RunSummary, SpanStore, is_run_id
 
 from ._common import ERRORS, run_summary_json, since_ns, trace_id_or_400
@@ -28,8 +34,6 @@ from ._models import (
     RunList,
 )
 
-MAX_CHECK_WAIT_NS = 10 * 60 * 1_000_000_000
-"""The longest `wait.timeout` a server-side check may hold a request open for."""
 MAX_RUN_LIMIT = 1000
 KEEPALIVE_S = 15.0
 """An SSE comment this often keeps proxies from closing an idle stream; it carries no data."""
@@ -86,12 +90,9 @@ def runs_router(store: SpanStore, engine: FlowEngine, streams: RunStreams) -> AP
         """Judge a flow spec, waiting server-side on span arrivals up to the spec's `wait.timeout`,
         and record the verdict (with `test_id` and `session_id`) as a run."""
         spec = _parse_spec(body.spec)
-        if spec.wait.timeout_ns > MAX_CHECK_WAIT_NS:
-            raise HTTPException(
-                400,
-                f"spec: wait.timeout {format_duration_ns(spec.wait.timeout_ns)} is longer than a "
-                f"server-side check waits ({format_duration_ns(MAX_CHECK_WAIT_NS)}); shorten it",
-            )
+        too_long = server_wait_problem(spec.wait)
+        if too_long is not None:
+            raise HTTPException(400, f"spec: {too_long}")
         trace_id = body.trace_id
         if trace_id is not None:
             trace_id = trace_id_or_400(trace_id, "trace_id")

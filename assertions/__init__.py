@@ -51,6 +51,7 @@ from ._spec import (
     Selector,
     SpanExpectation,
     WaitSpec,
+    server_wait_problem,
 )
 from ._spec_dump import flow_spec_to_dict, flow_spec_to_yaml
 from ._spec_parse import parse_flow_spec
@@ -128,6 +129,7 @@ __all__ = [
     "render_trace_diff",
     "render_verdict",
     "serve_command",
+    "server_wait_problem",
     "shape_to_json",
     "span_from_json",
     "span_json",

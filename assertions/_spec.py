@@ -10,6 +10,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 
+from tracebaton import format_duration_ns
 from tracebaton.collector import AttributeValue, SpanKind, StatusCode
 
 _MS = 1_000_000
@@ -112,6 +113,20 @@ class WaitSpec:
     timeout_ns: int = 10 * _S
     settle_ns: int = 250 * _MS
     parent_grace_ns: int = 1 * _S
+
+
+SERVER_MAX_WAIT_NS = 10 * 60 * _S
+"""The longest `wait.timeout` a server-side check (`POST /api/check`) waits: a request held
+longer than that outlives proxies' and clients' timeouts."""
+
+
+def server_wait_problem(wait: WaitSpec) -> str | None:
+    """Why a server would refuse to wait as long as `wait` asks, or None. The CLI asks it
+    before it runs anything, the API before it waits."""
+    if wait.timeout_ns <= SERVER_MAX_WAIT_NS:
+        return None
+    return (f"wait.timeout {format_duration_ns(wait.timeout_ns)} is longer than a server-side check "
+            f"waits ({format_duration_ns(SERVER_MAX_WAIT_NS)}); shorten it")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -180,8 +180,30 @@ def _warn_of_unseen_services(url: str, specs: list[FlowSpec]) -> None:
             print(f"tracebaton: {warning}", file=sys.stderr, flush=True)
 
 
+def load_spec_file(source: str) -> FlowSpec:
+    """The flow spec in file `source`, as a server will judge it: a `ConfigurationError`
+    naming the file for anything the server would refuse, before anything is sent or run."""
+    from tracebaton.assertions import parse_flow_spec, server_wait_problem
+
+    if os.path.isdir(source):
+        raise ConfigurationError(f"{source}: is a folder; give the path of a .yaml or .json spec in it")
+    if not os.path.isfile(source):
+        raise ConfigurationError(f"{source}: no such flow spec file; give the path of a .yaml or .json spec")
+    try:
+        # a path is read as a file only with a spec suffix; other names are read here as YAML
+        spec = parse_flow_spec(
+            source if source.endswith((".yaml", ".yml", ".json")) else pathlib.Path(source).read_bytes())
+    except OSError as error:
+        raise ConfigurationError(f"{source}: cannot read it ({error.strerror}); give a readable spec file") \
+            from None
+    too_long = server_wait_problem(spec.wait)
+    if too_long is not None:
+        raise ConfigurationError(f"{source}: {too_long}")
+    return spec
+
+
 def run_check(args: argparse.Namespace) -> int:
-    from tracebaton.assertions import FlowResult, flow_spec_to_dict, parse_flow_spec, render_verdict
+    from tracebaton.assertions import FlowResult, flow_spec_to_dict, render_verdict
 
     if args.trace_id is not None and (
         len(args.trace_id) != 32 or any(c not in "0123456789abcdefABCDEF" for c in args.trace_id)
@@ -194,18 +216,7 @@ def run_check(args: argparse.Namespace) -> int:
     # once, not after the first two waited out their timeouts.
     specs = []
     for source in args.specs:
-        if not os.path.isfile(source):
-            raise ConfigurationError(
-                f"{source}: no such flow spec file; give the path of a .yaml or .json spec"
-            )
-        try:
-            spec = parse_flow_spec(
-                source if source.endswith((".yaml", ".yml", ".json")) else pathlib.Path(source).read_bytes()
-            )
-        except OSError as error:
-            raise ConfigurationError(
-                f"{source}: cannot read it ({error.strerror}); give a readable spec file"
-            ) from None
+        spec = load_spec_file(source)
         if args.trace_id is None and spec.find is None:
             raise ConfigurationError(
                 f"{source}: the spec has no find: section to locate its trace; add one, or pass --trace-id"

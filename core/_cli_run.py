@@ -15,7 +15,6 @@ import argparse
 import collections
 import json
 import os
-import pathlib
 import shlex
 import signal
 import subprocess
@@ -24,12 +23,12 @@ import uuid
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-from ._cli_client import _Api, _junit, unseen_services_warned
+from ._cli_client import _Api, _junit, load_spec_file, unseen_services_warned
 from ._config import ENV_INGEST_TOKEN, ENV_TOKEN, ENV_URL, server_url
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from tracebaton.assertions import Flow, FlowSpec
+    from tracebaton.assertions import Flow
 
 COMMAND_FAILED = 3
 """The exit code when the command exits non-zero: not a verdict on the flow."""
@@ -97,20 +96,6 @@ def _baggage(entries: list[str]) -> dict[str, str]:
                 f"--baggage {entry!r} is not KEY=VALUE; write e.g. --baggage tenant=acme")
         baggage[key.strip()] = value.strip()
     return baggage
-
-
-def _load_spec(source: str) -> FlowSpec:
-    from tracebaton.assertions import parse_flow_spec
-
-    if not os.path.isfile(source):
-        raise ConfigurationError(f"{source}: no such flow spec file; give the path of a .yaml or .json spec")
-    try:
-        # a path is read as a file only with a spec suffix; other names are read here as YAML
-        return parse_flow_spec(
-            source if source.endswith((".yaml", ".yml", ".json")) else pathlib.Path(source).read_bytes())
-    except OSError as error:
-        raise ConfigurationError(f"{source}: cannot read it ({error.strerror}); give a readable spec file") \
-            from None
 
 
 class _Outcome:
@@ -181,7 +166,7 @@ def run_run(args: argparse.Namespace) -> int:
     from tracebaton.assertions import Client
 
     command = _command(args)
-    spec = _load_spec(args.spec)
+    spec = load_spec_file(args.spec)
     if not command:
         raise ConfigurationError(
             "no COMMAND to run in the flow; give it after --, e.g. tracebaton run "

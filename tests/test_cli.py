@@ -121,7 +121,8 @@ def test_a_grpc_port_in_use_exits_2_naming_it_without_grpc_core_lines(tmp_path: 
             "holds it; pick another --grpc-port, or 0 for a free one") in done.stderr
     # grpcio logs its own bind failure as a core line ("E1207 ... Failed to add port"): the
     # address is tried before grpcio binds, so the user reads one message
-    assert "add_port" not in done.stderr and "Failed to add" not in done.stderr, done.stderr
+    assert "add_port" not in done.stderr, done.stderr
+    assert "Failed to add" not in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(("host", "message"), [
@@ -134,7 +135,8 @@ def test_a_host_that_cannot_be_bound_is_named_not_blamed_on_the_port(
     assert done.returncode == 2
     assert message in done.stderr
     assert "127.0.0.1 for this machine only, 0.0.0.0 for every interface" in done.stderr
-    assert "port is in use" not in done.stderr and "Traceback" not in done.stderr
+    assert "port is in use" not in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_second_server_on_the_same_file_is_refused(tmp_path: Path) -> None:

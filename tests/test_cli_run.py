@@ -220,6 +220,16 @@ def test_a_bad_spec_or_no_server_exits_2_before_the_command_runs(tmp_path: Path)
     bad = tracebaton("run", str(broken), "--server", "http://127.0.0.1:9", *touch)
     assert bad.returncode == 2
     assert "2 parsecs" in bad.stderr, bad.stderr
+    # a spec the server would refuse only once judged: its command must not have run first
+    patient = tmp_path / "patient.yaml"
+    patient.write_text("name: x\nwait: {timeout: 1h}\nexpect:\n  hops: [a -> b]\n")
+    refused = tracebaton("run", str(patient), "--server", "http://127.0.0.1:9", *touch)
+    assert refused.returncode == 2
+    assert (f"{patient}: wait.timeout 1 h is longer than a server-side check waits (10 m); "
+            "shorten it") in refused.stderr, refused.stderr
+    folder = tracebaton("run", str(tmp_path), "--server", "http://127.0.0.1:9", *touch)
+    assert folder.returncode == 2
+    assert f"{tmp_path}: is a folder" in folder.stderr, folder.stderr
     away = tracebaton("run", str(SPEC), "--server", "http://127.0.0.1:9", *touch)
     assert away.returncode == 2
     assert "cannot be reached" in away.stderr

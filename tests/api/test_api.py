@@ -328,7 +328,8 @@ def test_check_records_the_run_and_runs_list_failed_first_with_filters(api: str)
         ),
         ({"spec": "name: [unclosed", "trace_id": "a" * 32}, 400, "spec: flow spec"),
         ({"spec": "/etc/passwd.yaml", "trace_id": "a" * 32}, 400, "not a mapping"),
-        ({"spec": {"name": "x", "wait": {"timeout": "1h"}}, "trace_id": "a" * 32}, 400, "shorten it"),
+        ({"spec": {"name": "x", "wait": {"timeout": "1h"}}, "trace_id": "a" * 32}, 400,
+         "spec: wait.timeout 1 h is longer than a server-side check waits (10 m); shorten it"),
         ({"spec": {"name": "x"}, "trace_id": "xyz"}, 422, "body field trace_id: 'xyz' is not 32 hex digits"),
         ({"spec": {"name": "x"}}, 400, "give trace_id, or a `find:` section"),
         (

@@ -53,7 +53,9 @@ def specs(tmp_path: Path) -> dict[str, Path]:
     broken.write_text("name: x\nexpect:\n  budgets: {trace: 2 parsecs}\n")
     unfound = tmp_path / "unfound.yaml"
     unfound.write_text("name: x\n")
-    return {"ok": ok, "bad": bad, "broken": broken, "unfound": unfound}
+    patient = tmp_path / "patient.yaml"
+    patient.write_text("name: x\nwait: {timeout: 1h}\nexpect:\n  hops: [a -> b]\n")
+    return {"ok": ok, "bad": bad, "broken": broken, "unfound": unfound, "patient": patient}
 
 
 def test_check_exits_0_when_every_spec_passed_and_1_when_one_failed(
@@ -176,13 +178,19 @@ def test_check_json_prints_one_array_of_results(api: str, specs: dict[str, Path]
         (("{ok}", "--trace-id", "xyz"), "--trace-id 'xyz' is not 32 hex digits"),
         (("{ok}", "--trace-id", "a" * 32, "--server", "http://127.0.0.1:9"), "cannot be reached"),
         (("{ok}", "--trace-id", "a" * 32, "--server", "ftp://x"), "is not an http(s) URL"),
+        # read before any spec is judged: ok.yaml's verdict is not lost to the second file
+        (("{ok}", "{patient}", "--trace-id", "a" * 32, "--server", "http://127.0.0.1:9"),
+         "patient.yaml: wait.timeout 1 h is longer than a server-side check waits (10 m)"),
+        (("{folder}",), "is a folder"),
     ],
-    ids=["missing-file", "bad-spec", "no-find", "bad-trace-id", "unreachable", "bad-url"],
+    ids=["missing-file", "bad-spec", "no-find", "bad-trace-id", "unreachable", "bad-url", "wait-too-long",
+         "folder"],
 )
 def test_check_bad_input_exits_2_with_a_message(
     specs: dict[str, Path], tmp_path: Path, args: tuple[str, ...], words: str
 ) -> None:
-    paths = {name: str(path) for name, path in specs.items()} | {"missing": str(tmp_path / "nope.yaml")}
+    paths = {name: str(path) for name, path in specs.items()} | {"missing": str(tmp_path / "nope.yaml"),
+                                                                  "folder": str(tmp_path)}
     done = tracebaton("check", *(a.format(**paths) for a in args))
     assert done.returncode == 2, done.stdout + done.stderr
     assert words in done.stderr
