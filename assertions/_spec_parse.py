@@ -201,10 +201,27 @@ def _hops(value: object, path: str) -> tuple[tuple[HopPattern, ...], ...]:
         if isinstance(item, list | tuple):
             if not item:
                 fail(here, item, "is an empty group", "a group lists one or more hops; remove it or fill it")
-            result.append(tuple(parse_hop(hop, item_path(here, inner)) for inner, hop in enumerate(item)))
+            group = tuple(parse_hop(hop, item_path(here, inner)) for inner, hop in enumerate(item))
         else:
-            result.append((parse_hop(item, here),))
+            group = (parse_hop(item, here),)
+        _refuse_repeat(group, result[-1] if result else (), here, item)
+        result.append(group)
     return tuple(result)
+
+
+def _refuse_repeat(group: tuple[HopPattern, ...], before: tuple[HopPattern, ...], here: str,
+                   item: object) -> None:
+    """A hop listed twice in a row (or twice in one group) asks nothing more than once: a
+    listed hop passes once it is seen, and nothing comes between the two to order. A spec
+    that means "twice" would pass on one call."""
+    seen: set[HopPattern] = set(before)
+    for hop in group:
+        if hop in seen:
+            fail(here, item, f"repeats the hop {hop} {'in its group' if hop not in before else 'before it'}",
+                 f"a listed hop passes once it is seen, so a repeat asks nothing more: to require two "
+                 f"calls write times: {{{hop}: 2}}; to require it again after another hop, list that "
+                 "hop in between")
+        seen.add(hop)
 
 
 def _order(value: object, path: str) -> Order:

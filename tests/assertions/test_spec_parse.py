@@ -168,6 +168,10 @@ MALFORMED: list[tuple[str, list[str]]] = [
     ("name: x\nexpect:\n  hops:\n    - frontend: auth", ["expect.hops[0]", "is a mapping, not a hop string"]),
     ("name: x\nexpect: {hops: [[a -> b, 7]]}", ["expect.hops[0][1]: 7 is a number, not a string"]),
     ("name: x\nexpect: {hops: [[]]}", ["expect.hops[0]: [] is an empty group"]),
+    ("name: x\nexpect: {hops: [a -> b, a -> b]}",
+     ["expect.hops[1]: 'a -> b' repeats the hop a -> b before it", "times: {a -> b: 2}"]),
+    ("name: x\nexpect: {hops: [[a -> b, a -> c], a -> c]}", ["expect.hops[1]: 'a -> c' repeats the hop"]),
+    ("name: x\nexpect: {hops: [[a -> b, a -> b]]}", ["repeats the hop a -> b in its group"]),
     ("name: x\nexpect: {hops: a -> b}", ["expect.hops: 'a -> b' is a string, not a list"]),
     ("name: x\nexpect: {times: {a -> b: 1, 'a->b': 2}}", ['expect.times["a->b"]', "repeats the hop a -> b"]),
     # order, times, chains
@@ -356,3 +360,9 @@ def test_round_trip_table(text: str) -> None:
     assert parse_flow_spec(flow_spec_to_dict(spec)) == spec
     assert parse_flow_spec(flow_spec_to_yaml(spec)) == spec
     assert flow_spec_to_dict(parse_flow_spec(flow_spec_to_dict(spec))) == flow_spec_to_dict(spec)
+
+
+def test_a_hop_listed_again_after_another_hop_is_an_order_not_a_repeat() -> None:
+    spec = parse_flow_spec("name: x\nexpect: {hops: [frontend -> auth, frontend -> cart, frontend -> auth]}")
+    assert [str(group[0]) for group in spec.expect.hops] == [
+        "frontend -> auth", "frontend -> cart", "frontend -> auth"]
