@@ -132,6 +132,26 @@ def parse_positive_int(name: str, text: str) -> int:
     return value
 
 
+MIN_BODY_BYTES = 1024
+MAX_BODY_BYTES = 2**31 - 1
+"""gRPC takes a message size limit as a C int."""
+
+
+def parse_body_limit(name: str, text: str) -> int:
+    """A request size limit: enough for an export of a few spans, at most what gRPC takes."""
+    value = parse_positive_int(name, text)
+    if value < MIN_BODY_BYTES:
+        raise ConfigurationError(
+            f"{name}: {text!r} bytes would refuse nearly every export request (one of a few spans "
+            f"is hundreds of bytes); give at least {MIN_BODY_BYTES} (the default is "
+            f"{DEFAULT_MAX_BODY_BYTES}, 32 MiB)")
+    if value > MAX_BODY_BYTES:
+        raise ConfigurationError(
+            f"{name}: {text!r} is more than gRPC takes as a message size; give at most "
+            f"{MAX_BODY_BYTES} (2 GiB - 1)")
+    return value
+
+
 def parse_log_level(name: str, text: str) -> str:
     level = text.strip().lower()
     if level not in LOG_LEVELS:
@@ -198,7 +218,7 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
                             lambda t: parse_positive_int(ENV_RETENTION_MAX_SPANS, t)),
     "retention_max_age_ns": (ENV_RETENTION_MAX_AGE,
                              lambda t: parse_duration_ns(t, what=ENV_RETENTION_MAX_AGE)),
-    "max_body_bytes": (ENV_MAX_BODY_BYTES, lambda t: parse_positive_int(ENV_MAX_BODY_BYTES, t)),
+    "max_body_bytes": (ENV_MAX_BODY_BYTES, lambda t: parse_body_limit(ENV_MAX_BODY_BYTES, t)),
     "decode_workers": (ENV_DECODE_WORKERS, lambda t: _count(ENV_DECODE_WORKERS, t)),
     "max_pending_spans": (ENV_MAX_PENDING_SPANS,
                           lambda t: parse_positive_int(ENV_MAX_PENDING_SPANS, t)),

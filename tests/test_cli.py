@@ -50,6 +50,22 @@ def test_bad_environment_values_exit_2_naming_the_variable(tmp_path: Path) -> No
     assert "TRACEBATON_GRPC_PORT: 'not-a-port' is not a port" in done.stderr
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("2147483648", "'2147483648' is more than gRPC takes as a message size; give at most 2147483647"),
+    ("100000000000000000000", "'100000000000000000000' is more than gRPC takes"),
+    ("1", "'1' bytes would refuse nearly every export request"),
+], ids=["past-grpc", "huge", "tiny"])
+def test_a_body_limit_grpc_cannot_take_or_no_export_fits_exits_2(
+        tmp_path: Path, value: str, message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tracebaton", "serve", "--db", str(tmp_path / "x.duckdb"), *FREE],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "TRACEBATON_MAX_BODY_BYTES": value})
+    assert done.returncode == 2
+    assert f"TRACEBATON_MAX_BODY_BYTES: {message}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_store_and_its_short_form_from_the_environment_must_agree(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "tracebaton", "serve", *FREE],
                           capture_output=True, text=True, timeout=60, check=False,
