@@ -95,7 +95,9 @@ def create_app(
     app.include_router(jaeger_ui_router(bundle))  # after the API routes under /jaeger/api
     app.include_router(dashboard_router(token, store, jaeger_ui_url))
     # Outermost last: headers on every answer, then the token, then the body limit.
-    app.add_middleware(BodyLimit, default_limit=MAX_JSON_BODY_BYTES, limits={"/api/import": max_import_bytes})
+    import_fix = "split the import into several files, or raise the server's TRACEBATON_MAX_BODY_BYTES"
+    app.add_middleware(BodyLimit, default_limit=MAX_JSON_BODY_BYTES,
+                       limits={"/api/import": (max_import_bytes, import_fix)})
     app.add_middleware(TokenGuard, token=token)
     app.add_middleware(SecurityHeaders)
     return app

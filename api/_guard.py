@@ -211,23 +211,22 @@ class BodyLimit:
     (chunked) cannot make the server hold more than the limit either.
     """
 
-    def __init__(self, app: ASGIApp, *, default_limit: int, limits: dict[str, int]) -> None:
+    def __init__(self, app: ASGIApp, *, default_limit: int, limits: dict[str, tuple[int, str]]) -> None:
+        """`limits`: a route's own limit and what to do past it; other routes take `default_limit`."""
         self.app = app
         self.default_limit = default_limit
         self.limits = limits
 
-    def _limit(self, path: str) -> int:
-        return self.limits.get(path, self.default_limit)
+    def _limit(self, path: str) -> tuple[int, str]:
+        return self.limits.get(path, (self.default_limit, "send a smaller request: a spec or query this "
+                                                          "large is not what this route is for"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope["path"])
-        message = (
-            f"the body is larger than this route takes ({limit} bytes); "
-            "send less (split an import into several files)"
-        )
+        limit, fix = self._limit(scope["path"])
+        message = f"the body is larger than this route takes ({limit} bytes); {fix}"
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await problem(413, message)(scope, receive, send)

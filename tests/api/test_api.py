@@ -145,7 +145,9 @@ def test_import_is_all_or_nothing_and_names_the_bad_line(api: str) -> None:
         (b"[1, 2]\n", 400, "line 1: the request body is a list"),
         (b'{\n  "resourceSpans": 5\n}', 400, "read as one JSON document"),
         (b'{"resourceSpans": []}\n{"resourceSpans": [}\n', 400, "line 2:"),
-        (b"x" * (300 * 1024), 413, "larger than this route takes"),
+        (b"x" * (300 * 1024), 413,
+         "larger than this route takes (262144 bytes); split the import into several files, or raise "
+         "the server's TRACEBATON_MAX_BODY_BYTES"),
         (b'{"data": [{"traceID": "ab", "spans": []}]}', 400,
          "no trace in it: it has no resourceSpans, only 'data'"),
         (b'{"resourceMetrics": []}\n{"resourceLogs": []}\n', 400,
@@ -369,7 +371,8 @@ def test_check_bad_input_is_refused_before_anything_waits(
     [
         (b"[1", 422, "the body is not valid JSON"),
         (b"[1, 2]", 422, "must be a JSON object"),
-        (b'{"spec": "' + b"x" * (1100 * 1024) + b'"}', 413, "larger than this route takes"),
+        (b'{"spec": "' + b"x" * (1100 * 1024) + b'"}', 413,
+         "larger than this route takes (1048576 bytes); send a smaller request"),
     ],
     ids=["broken-json", "not-an-object", "too-large"],
 )
