@@ -11,10 +11,10 @@ import dataclasses
 import fnmatch
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
-from tracebaton import FlowSpecError
-from tracebaton.collector import SpanStore, StoredSpan, TraceQuery
+from tracebaton import FlowSpecError, format_duration_ns
+from tracebaton.collector import SpanStore, StoredSpan, TraceQuery, TraceSummary
 
 from ._hops import (
     DanglingCall,
@@ -75,23 +75,10 @@ class FlowEngine:
 
     def find_trace(self, find: FindSpec, until: float) -> str | None:
         """The most recent trace matching `find`, waiting for one until the monotonic deadline."""
-        attributes = {k: v for k, v in find.attributes.items() if isinstance(v, str | int | float | bool)}
         while True:
             cursor = self._store.cursor()
-            query = TraceQuery(
-                service=find.root_service,
-                name=find.root_name,
-                attributes=attributes,
-                since_unix_nano=self._now() - find.since_ns,
-                limit=100,
-            )
-            for summary in self._store.traces(query):
-                if find.root_service is not None and summary.root_service != find.root_service:
-                    continue
-                if find.root_name is not None and not fnmatch.fnmatchcase(
-                    summary.root_name or "", find.root_name
-                ):
-                    continue
+            query = _find_query(find, since_unix_nano=self._now() - find.since_ns)
+            for summary in _rooted_as(find, self._store.traces(query)):
                 return summary.trace_id
             if self._store.wait(None, until, after=cursor) is None and time.monotonic() >= until:
                 return None
@@ -351,11 +338,23 @@ class FlowEngine:
             if v is not None
         )
         wanted += "".join(f", {k}={v!r}" for k, v in find.attributes.items())
-        message = (
-            f"no trace matched find ({wanted.lstrip(', ') or 'anything'}) within "
-            f"{spec.wait.timeout_ns / 1e9:g} s: check that the services export to this collector "
-            "and that find names the entry service and span"
-        )
+        wanted = wanted.lstrip(", ") or "anything"
+        older = list(_rooted_as(find, self._store.traces(_find_query(find, since_unix_nano=None))))
+        if older:
+            age = max(0, self._now() - max(s.last_arrival_unix_nano for s in older))
+            count = f"{len(older)}{'+' if len(older) == 100 else ''}"
+            message = (
+                f"no trace matched find ({wanted}) that arrived in the last "
+                f"{format_duration_ns(find.since_ns)} (find.since); {count} older matching "
+                f"trace{'s are' if len(older) > 1 else ' is'} stored, the newest {format_duration_ns(age)} "
+                "old: raise find.since, or give the trace id"
+            )
+        else:
+            message = (
+                f"no trace matched find ({wanted}) within "
+                f"{spec.wait.timeout_ns / 1e9:g} s: check that the services export to this collector "
+                "and that find names the entry service and span"
+            )
         return FlowResult(
             passed=False,
             name=spec.name,
@@ -385,3 +384,19 @@ def _correlation_values(trace: FlowTrace, headers: tuple[str, ...]) -> dict[str,
 
 def _ms_since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
+
+
+def _find_query(find: FindSpec, *, since_unix_nano: int | None) -> TraceQuery:
+    attributes = {k: v for k, v in find.attributes.items() if isinstance(v, str | int | float | bool)}
+    return TraceQuery(service=find.root_service, name=find.root_name, attributes=attributes,
+                      since_unix_nano=since_unix_nano, limit=100)
+
+
+def _rooted_as(find: FindSpec, summaries: Iterable[TraceSummary]) -> Iterator[TraceSummary]:
+    """The summaries whose root is the one `find` names (a store's search matches any span)."""
+    for summary in summaries:
+        if find.root_service is not None and summary.root_service != find.root_service:
+            continue
+        if find.root_name is not None and not fnmatch.fnmatchcase(summary.root_name or "", find.root_name):
+            continue
+        yield summary

@@ -237,7 +237,9 @@ def nothing_arrived(
         )
     elif stored:
         window = format_duration_ns(recent_ns)
-        seen = f"no span at all arrived in the last {window}; earlier ones came from {stored}"
+        seen = (f"no span at all arrived in the last {window}; earlier ones came from {stored}: is the "
+                "trace id right (the dashboard's Traces page lists the stored ones), and does the "
+                "service that starts the trace export here now?")
     else:
         seen = "this tracebaton has received no span at all"
     message = "\n".join((

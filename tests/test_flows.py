@@ -314,6 +314,28 @@ def test_a_check_with_neither_trace_id_nor_find_says_how_to_name_the_trace(colle
         collector.check({"name": "checkout", "expect": {"hops": ["frontend -> cart"]}})
 
 
+def test_find_that_misses_only_by_its_window_names_the_older_traces(collector: Collector) -> None:
+    run_flow(collector, "healthy")
+    spec = {
+        "name": "checkout",
+        # every stored trace arrived more than 1 ns ago: only its window keeps find from them
+        "find": {"root_service": "test", "root_name": "flow checkout", "since": "1ns"},
+        "wait": {"timeout": "200ms"},
+        "expect": {"hops": ["cart -> inventory"]},
+    }
+    result = collector.check(spec)
+    assert not result.passed
+    assert result.first_divergence is not None
+    assert result.first_divergence.startswith(
+        "no trace matched find (root_service='test', root_name='flow checkout') that arrived in the "
+        "last 1 ns (find.since); ")
+    assert "older matching trace" in result.first_divergence
+    assert result.first_divergence.endswith("old: raise find.since, or give the trace id")
+    nothing = collector.check({**spec, "find": {"root_service": "nowhere"}})
+    assert nothing.first_divergence is not None
+    assert nothing.first_divergence.startswith("no trace matched find (root_service='nowhere') within 0.2 s")
+
+
 def test_find_locates_the_trace_when_no_id_is_given(collector: Collector) -> None:
     flow, _ = run_flow(collector, "healthy")
     spec = {

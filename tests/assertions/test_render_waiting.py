@@ -112,7 +112,9 @@ see it: http://127.0.0.1:7357/flows/{T1}"""  # noqa: E501
 def test_the_no_span_message_says_when_nothing_arrived_lately_or_at_all() -> None:
     lately = unknown_trace([], ["cart", "frontend", "test"]).splitlines()
     assert lately[3].strip() == (
-        "no span at all arrived in the last 60 s; earlier ones came from cart, frontend"
+        "no span at all arrived in the last 60 s; earlier ones came from cart, frontend: is the trace "
+        "id right (the dashboard's Traces page lists the stored ones), and does the service that "
+        "starts the trace export here now?"
     )
     never = unknown_trace([], []).splitlines()
     assert never[3].strip() == "this tracebaton has received no span at all"
