@@ -208,7 +208,7 @@ def _connect_error(location: ClickHouseLocation, error: BaseException) -> Config
     reason = next((why for marker, why in _NETWORK_REASONS if marker in text), text[:200])
     return ConfigurationError(
         f"{location.where} does not answer ({reason}); start ClickHouse or correct the host and port "
-        f"in --store {location.url}")
+        f"in the store URL {location.url}")
 
 
 _NETWORK_REASONS = (

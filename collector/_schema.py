@@ -77,15 +77,32 @@ def _describe_open_failure(path: str, error: Exception) -> str:
     text = str(error)
     if "lock" in text.lower():
         return (
-            f"--db {path}: another process has this DuckDB file open for writing ({text.strip()}); "
-            "DuckDB allows one writer per file: stop that process or give --db another file"
+            f"DuckDB file {path}: another process has it open for writing ({text.strip()}); "
+            "DuckDB allows one writer per file: stop that process or give tracebaton another file"
         )
     if "not a valid DuckDB database file" in text or "Corrupt" in text or "corrupt" in text:
         return (
-            f"--db {path}: this is not a readable DuckDB database ({text.strip()}); "
-            "point --db at a tracebaton store or at a path that does not exist yet"
+            f"DuckDB file {path}: this is not a readable DuckDB database ({text.strip()}); "
+            "give tracebaton a store it wrote, or a path that does not exist yet"
         )
-    return f"--db {path}: cannot open it as a DuckDB database: {text.strip()}"
+    return f"DuckDB file {path}: cannot open it as a DuckDB database: {text.strip()}"
+
+
+def _refuse_other_files(path: str) -> None:
+    """DuckDB opens some files that are no database (a JSON file reads as tables of its
+    keys): a file that is not empty must carry DuckDB's magic bytes ("DUCK" at offset 8)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ConfigurationError(f"DuckDB file {path}: cannot read it ({error.strerror})") from None
+    if head and head[8:12] != b"DUCK":
+        shown = head.decode("utf-8", "replace").strip()
+        raise ConfigurationError(
+            f"DuckDB file {path}: this is no DuckDB database (it begins {shown!r}); give tracebaton "
+            "a store it wrote, or a path that does not exist yet")
 
 
 def open_database(path: str, *, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -93,10 +110,12 @@ def open_database(path: str, *, memory_limit: str | None = None) -> duckdb.DuckD
     if path != ":memory:":
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
-            raise ConfigurationError(f"--db {path}: the folder {parent} does not exist; create it first")
+            raise ConfigurationError(
+                f"DuckDB file {path}: the folder {parent} does not exist; create it first")
         if os.path.isdir(path):
             raise ConfigurationError(
-                f"--db {path}: is a folder; give a file path such as {path}/tracebaton.duckdb")
+                f"DuckDB file {path}: is a folder; give a file path such as {path}/tracebaton.duckdb")
+        _refuse_other_files(path)
     # Commits never checkpoint inline: a checkpoint compresses and rewrites data, and the
     # store runs it on its maintenance thread, off the acknowledgement path.
     config: dict[str, str | bool | int | float | list[str]] = {"checkpoint_threshold": "1TB"}
@@ -121,8 +140,8 @@ def _check_or_create_schema(connection: duckdb.DuckDBPyConnection, path: str) ->
     if tables and META_TABLE not in tables:
         listed = ", ".join(sorted(tables)[:5])
         raise ConfigurationError(
-            f"--db {path}: this DuckDB file belongs to something else (tables: {listed}); "
-            "tracebaton will not write into it: give --db a new file"
+            f"DuckDB file {path}: it belongs to something else (tables: {listed}); "
+            "tracebaton will not write into it: give it a new file"
         )
     if META_TABLE in tables:
         row = only_row(connection.execute(
@@ -131,7 +150,7 @@ def _check_or_create_schema(connection: duckdb.DuckDBPyConnection, path: str) ->
         if row is None or row[0] != SCHEMA_VERSION:
             found = row[0] if row else "none"
             raise ConfigurationError(
-                f"--db {path}: store schema version {found}, this tracebaton reads version "
+                f"DuckDB file {path}: store schema version {found}, this tracebaton reads version "
                 f"{SCHEMA_VERSION}; use a tracebaton of that version or start a new file"
             )
     connection.execute("BEGIN")

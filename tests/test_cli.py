@@ -100,9 +100,12 @@ def test_unusable_db_files_exit_2_with_the_fix(tmp_path: Path) -> None:
         connection.execute("CREATE TABLE orders (id INTEGER)")
     text = tmp_path / "readme.txt"
     text.write_text("not a database\n" * 200)
+    json_file = tmp_path / "settings.json"  # DuckDB itself would open it, as tables of its keys
+    json_file.write_text('{"file": 1, "s": 2}\n')
     cases = {
         str(foreign): "belongs to something else (tables: orders)",
-        str(text): "--db " + str(text),
+        str(text): f"DuckDB file {text}: this is no DuckDB database (it begins 'not a databa')",
+        str(json_file): f"DuckDB file {json_file}: this is no DuckDB database (it begins",
         str(tmp_path / "missing" / "x.duckdb"): "does not exist; create it first",
         str(tmp_path): "is a folder",
     }
@@ -160,7 +163,7 @@ def test_a_second_server_on_the_same_file_is_refused(tmp_path: Path) -> None:
     try:
         done = _serve("--db", str(tmp_path / "shared.duckdb"), *FREE)
         assert done.returncode == 2
-        assert "another process has this DuckDB file open" in done.stderr
+        assert "another process has it open for writing" in done.stderr
     finally:
         assert first.stop() == 0
 

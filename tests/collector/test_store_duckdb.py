@@ -22,7 +22,7 @@ def test_a_foreign_duckdb_file_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_duckdb_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("these are not spans\n" * 100)
-    with pytest.raises(ConfigurationError, match=r"--db .*notes\.txt"):
+    with pytest.raises(ConfigurationError, match=r"DuckDB file .*notes\.txt: this is no DuckDB database"):
         DuckDBSpanStore(str(path))
 
 
