@@ -198,6 +198,9 @@ def _suite(doc: Document, node: yaml.Node, skipped: list[NotConverted]) -> Trace
     for step in listed:
         ref = doc.text(step, "a step", "write a test file's path or a test id").strip()
         steps.append(SuiteStep(line_of(step), ref, ref.lower().endswith((".yaml", ".yml")) or "/" in ref))
+    if not steps:
+        doc.fail(node, "the test suite has no steps, so nothing would be converted; list its tests under "
+                       "spec.steps (test files or test ids)")
     skipped += [NotConverted(line_of(key_node), f"spec.{key}", "is not part of a test suite this converter "
                              "knows (id, name, description, steps); check it")
                 for key, (key_node, _) in spec.items() if key not in ("id", "name", "description", "steps")]

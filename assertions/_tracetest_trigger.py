@@ -27,6 +27,12 @@ _TRACEPARENT = '"traceparent: $TRACEPARENT"'
 _VARIABLE = re.compile(r"\$\{(?:var|env):[^}]*\}")
 _HTTP_KEYS = ("url", "method", "headers", "body", "auth", "authentication", "sslVerification")
 _GRPC_KEYS = ("protobufFile", "address", "service", "method", "request", "metadata", "auth")
+_BODY_EXAMPLES = {
+    "http": "{url: http://frontend:8080/checkout, method: POST}",
+    "grpc": "{address: cart:50051, method: cart.Cart/AddItem}",
+    "traceid": "{id: 4bf92f3577b34da6a3ce929d0e0e4736}",
+}
+_HEX_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _OTHER_TRIGGERS = {
     "kafka": "send the message with your Kafka client, putting the traceparent in its headers",
     "graphql": "POST the query with curl, as for an http trigger",
@@ -46,6 +52,9 @@ def trigger_commands(doc: Document, node: yaml.Node) -> tuple[list[str], list[No
                             "the Tracetest test")
                for key, (key_node, _) in trigger.items() if written and key not in ("type", body_key)]
     body = trigger.get(body_key)
+    if written and body is None:
+        doc.fail(node, f"trigger (type: {kind}) has no `{body_key}`: Tracetest needs one too; write "
+                       f"trigger.{body_key}: {_BODY_EXAMPLES[kind]}")
     if kind == "http" and body is not None:
         lines, more = _http(doc, body[1])
     elif kind == "grpc" and body is not None:
@@ -143,6 +152,9 @@ def _http(doc: Document, node: yaml.Node) -> tuple[list[str], list[NotConverted]
     if "url" not in request:
         doc.fail(node, "trigger.httpRequest has no `url`; Tracetest needs one too")
     url = doc.text(request["url"][1], "trigger.httpRequest.url", "write the URL as text")
+    if not _VARIABLE.search(url) and not url.lower().startswith(("http://", "https://")):
+        doc.fail(request["url"][1], f"trigger.httpRequest.url {url!r} is not an http(s) URL; write e.g. "
+                                    "http://frontend:8080/checkout")
     method = doc.optional_text(request["method"][1] if "method" in request else None,
                                "trigger.httpRequest.method", "write GET, POST, …") or "GET"
     headers = _pairs(doc, request["headers"][1] if "headers" in request else None,
@@ -202,6 +214,9 @@ def _trace_id(doc: Document, node: yaml.Node) -> tuple[list[str], list[NotConver
     skipped = _unknown_keys(doc, request, ("id",), "trigger.traceid")
     trace_id = doc.optional_text(request["id"][1] if "id" in request else None, "trigger.traceid.id",
                                  "write the trace id") or "<trace id>"
+    if "id" in request and not _VARIABLE.search(trace_id) and not _HEX_TRACE_ID.fullmatch(trace_id):
+        doc.fail(request["id"][1], f"trigger.traceid.id {trace_id!r} is not a trace id; write its 32 hex "
+                                   "digits, or a variable (${var:TRACE_ID})")
     lines = [*_variables(trace_id), "# Tracetest judged an existing trace; so does this spec:",
              f"TRACE_ID={shlex.quote(trace_id)}"]
     return lines, skipped

@@ -866,6 +866,20 @@ def test_the_file_text_says_how_to_judge_the_trace_and_keeps_tracetests_meaning(
             "type: Test\nspec:\n  name: t\n  trigger: {httpRequest: {url: x}}\n",
             "test.yaml:4: trigger has no `type`",
         ),
+        (
+            "type: Test\nspec:\n  name: t\n  trigger: {type: http}\n",
+            "test.yaml:4: trigger (type: http) has no `httpRequest`: Tracetest needs one too; write "
+            "trigger.httpRequest: {url: http://frontend:8080/checkout, method: POST}",
+        ),
+        (
+            "type: Test\nspec:\n  name: t\n  trigger: {type: http, httpRequest: {url: 5}}\n",
+            "test.yaml:4: trigger.httpRequest.url '5' is not an http(s) URL",
+        ),
+        (
+            "type: Test\nspec:\n  name: t\n  trigger: {type: traceid, traceid: {id: notanid}}\n",
+            "test.yaml:4: trigger.traceid.id 'notanid' is not a trace id; write its 32 hex digits",
+        ),
+        ("type: TestSuite\nspec:\n  name: s\n  steps: []\n", "test.yaml:3: the test suite has no steps"),
     ],
 )
 def test_bad_input_names_the_file_the_line_and_the_fix(text: str, message: str) -> None:
