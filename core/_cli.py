@@ -167,13 +167,14 @@ def _serve(args: argparse.Namespace) -> int:
     )
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="tracebaton: %(levelname)s %(name)s: %(message)s")
-    for warning in exposure_warnings(settings):
-        print(f"tracebaton: warning: {warning}", file=sys.stderr)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     server = TracebatonServer(settings)
     addresses = server.start()
+    # once it listens: a host that cannot be bound gets its error alone, not warnings first
+    for warning in exposure_warnings(settings):
+        print(f"tracebaton: warning: {warning}", file=sys.stderr)
     try:
         line = addresses.ready_line()
         # The file first: whoever reacts to the printed line may read the file at once.

@@ -156,6 +156,7 @@ def test_a_host_that_cannot_be_bound_is_named_not_blamed_on_the_port(
     assert "127.0.0.1 for this machine only, 0.0.0.0 for every interface" in done.stderr
     assert "port is in use" not in done.stderr
     assert "Traceback" not in done.stderr
+    assert "warning" not in done.stderr, "exposure warnings belong to a server that listens"
 
 
 def test_a_second_server_on_the_same_file_is_refused(tmp_path: Path) -> None:
