@@ -275,7 +275,7 @@ def jaeger_router(store: SpanStore, mapper: ServiceMapper) -> APIRouter:
     def dependencies(request: Request) -> Response:
         def compute() -> dict[str, Any]:
             end_ms = parse_millis("endTs", _one(request, "endTs"))
-            lookback_ms = parse_millis("lookback", _one(request, "lookback"))
+            lookback_ms = parse_millis("lookback", _one(request, "lookback"), example="3600000 (an hour)")
             end_ns = time.time_ns() if end_ms is None else min(MAX_NS, end_ms * 10**6)
             window_ns = (DEFAULT_DEPENDENCY_LOOKBACK_MS if lookback_ms is None else lookback_ms) * 10**6
             service = _one(request, "service") or None

@@ -159,9 +159,9 @@ def parse_micros_ns(name: str, text: str | None) -> int | None:
     return None if micros is None else min(MAX_NS, micros * 1000)
 
 
-def parse_millis(name: str, text: str | None) -> int | None:
+def parse_millis(name: str, text: str | None, *, example: str = "1700000000000") -> int | None:
     """Milliseconds: a time since the epoch or a window (the dependencies parameters)."""
-    return _integer(name, text, MILLIS_PATTERN, "a whole number of milliseconds, e.g. 1700000000000")
+    return _integer(name, text, MILLIS_PATTERN, f"a whole number of milliseconds, e.g. {example}")
 
 
 def parse_limit(text: str | None, *, name: str = "limit") -> int:

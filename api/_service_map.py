@@ -43,9 +43,12 @@ def map_window(window: str | None, start: str | None, end: str | None, now_ns: i
             length = parse_duration_ns(window or DEFAULT_WINDOW, what="query parameter window")
         except ConfigurationError as error:
             raise HTTPException(422, str(error)) from None
-        if not 0 < length <= MAX_WINDOW_NS:
-            raise HTTPException(422, f"query parameter window: {window!r} must be longer than 0 and at most "
-                                     "31 days (744h); pick a shorter window")
+        if length <= 0:
+            raise HTTPException(422, f"query parameter window: {window!r} holds no time; give a length "
+                                     "back from now, e.g. 15m or 1h")
+        if length > MAX_WINDOW_NS:
+            raise HTTPException(422, f"query parameter window: {window!r} is longer than 31 days (744h); "
+                                     "pick a shorter window")
         start_ns = max(0, end_ns - length)
     if start_ns >= end_ns:
         raise HTTPException(422, f"start_unix_nano {start_ns} is not before end_unix_nano {end_ns}; "

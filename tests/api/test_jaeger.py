@@ -552,6 +552,8 @@ BAD_INPUT = [
     ("traces/4bf92f3577b34da6a3ce929d0e0e4736", {"start": "soon"}, "query parameter start: 'soon'"),
     ("traces/4bf92f3577b34da6a3ce929d0e0e4736", {"raw": "2"}, "query parameter raw: '2'"),
     ("dependencies", {"endTs": "now"}, "query parameter endTs: 'now' is not a whole number of milliseconds"),
+    ("dependencies", {"lookback": "-5"},
+     "query parameter lookback: '-5' is not a whole number of milliseconds, e.g. 3600000 (an hour)"),
     ("dependencies", {"lookback": "1h"}, "query parameter lookback: '1h' is not a whole number of millisec"),
 ]
 
