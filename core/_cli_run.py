@@ -166,6 +166,10 @@ def run_run(args: argparse.Namespace) -> int:
     from tracebaton.assertions import Client
 
     command = _command(args)
+    if not command and not os.path.exists(args.spec):  # `run -- curl …`: argparse took curl as SPEC
+        raise ConfigurationError(
+            f"no SPEC before the command ({args.spec!r} was read as the spec, and it is no file); write "
+            f"tracebaton run SPEC -- COMMAND, e.g. tracebaton run checkout.yaml -- {shlex.quote(args.spec)}")
     spec = load_spec_file(args.spec)
     if not command:
         raise ConfigurationError(
