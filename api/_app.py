@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 
 from tracebaton import __version__
@@ -14,7 +14,7 @@ from tracebaton.collector import SpanStore
 from ._common import json_response
 from ._dashboard import dashboard_router
 from ._diff import diff_router
-from ._guard import BodyLimit, SecurityHeaders, TokenGuard, install_error_handlers
+from ._guard import BodyLimit, SecurityHeaders, TokenGuard, install_error_handlers, known_query_parameters
 from ._import import import_router
 from ._jaeger import jaeger_router
 from ._jaeger_ui import JaegerUi, jaeger_ui_router
@@ -74,6 +74,7 @@ def create_app(
 
     app.state.close_streams = close
     install_error_handlers(app)
+    app.router.dependencies.append(Depends(known_query_parameters(app)))
 
     @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> Response:

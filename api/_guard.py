@@ -159,6 +159,40 @@ def validation_message(errors: list[Any]) -> str:
     return "; ".join(lines)
 
 
+_OPEN_QUERY_PREFIXES = {"/api/traces": ("attr.",)}
+"""Routes that take parameters by a prefix, besides those they declare (`attr.<key>=`)."""
+
+
+def known_query_parameters(app: FastAPI) -> Callable[[Request], Awaitable[None]]:
+    """A dependency refusing query parameters an `/api` route does not take: a misspelt filter
+    (`?servce=cart`) was ignored, and the answer held everything. What a route takes is read
+    from its OpenAPI operation, the one list its documentation shows too. Jaeger's routes
+    keep Jaeger's leniency: its clients send parameters of their own."""
+    taken: dict[tuple[str, str], frozenset[str]] = {}
+
+    async def refuse_unknown(request: Request) -> None:
+        if not request.query_params or not request.url.path.startswith("/api/"):
+            return
+        path = getattr(request.scope.get("route"), "path", None)
+        if not isinstance(path, str):
+            return
+        key = (path, request.method.lower())
+        if key not in taken:
+            operation = app.openapi().get("paths", {}).get(path, {}).get(key[1], {})
+            parameters = operation.get("parameters", [])
+            taken[key] = frozenset(p["name"] for p in parameters if p.get("in") == "query")
+        allowed, prefixes = taken[key], _OPEN_QUERY_PREFIXES.get(path, ())
+        unknown = [name for name in dict.fromkeys(request.query_params)
+                   if name not in allowed and not name.startswith(prefixes)]
+        if unknown:
+            takes = ", ".join([*sorted(allowed), *(f"{prefix}<key>" for prefix in prefixes)]) or "none"
+            raise StarletteHTTPException(
+                422, f"query parameter {unknown[0][:80]!r} is not one {request.method} {path} takes; "
+                     f"it takes {takes}")
+
+    return refuse_unknown
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> Response:
