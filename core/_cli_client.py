@@ -269,9 +269,14 @@ def run_spec(args: argparse.Namespace) -> int:
             f"TRACE_ID {trace_id!r} is not 32 hex digits; copy it from a traceparent "
             "header (its second field) or a failure message"
         )
+    name = args.name.strip()
+    if not name or len(name) > 200:
+        raise ConfigurationError(
+            f"--name {args.name[:80]!r} is {'empty' if not name else 'over 200 characters'}; name the flow "
+            "as its tests call it, e.g. --name checkout")
     api = _Api(server_url(args.server))
     try:
-        answer = api.call("GET", f"/api/traces/{trace_id.lower()}/spec?name={urllib.parse.quote(args.name)}")
+        answer = api.call("GET", f"/api/traces/{trace_id.lower()}/spec?name={urllib.parse.quote(name)}")
     finally:
         api.close()
     sys.stdout.write(answer["yaml"])

@@ -15,6 +15,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -87,14 +88,27 @@ def _command(args: argparse.Namespace) -> list[str]:
     return argv[cut + 1:]
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A W3C baggage key: an HTTP token."""
+
+
 def _baggage(entries: list[str]) -> dict[str, str]:
-    baggage = {}
+    baggage: dict[str, str] = {}
     for entry in entries:
         key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ConfigurationError(
                 f"--baggage {entry!r} is not KEY=VALUE; write e.g. --baggage tenant=acme")
-        baggage[key.strip()] = value.strip()
+        if not _TOKEN.fullmatch(key):
+            raise ConfigurationError(
+                f"--baggage {entry!r}: the key {key!r} is not a baggage key (W3C Baggage takes letters, "
+                "digits and !#$%&'*+-.^_`|~); write e.g. --baggage tenant_id=acme")
+        if key in baggage:
+            raise ConfigurationError(
+                f"--baggage {key} is given twice ({baggage[key]!r}, then {value.strip()!r}); "
+                "give each key once")
+        baggage[key] = value.strip()
     return baggage
 
 

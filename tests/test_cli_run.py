@@ -205,8 +205,12 @@ def test_a_failing_command_exits_3_with_its_output_and_nothing_is_judged(
     (("nope.yaml", "--", "true"), "nope.yaml: no such flow spec file"),
     (("--", "true"), "no SPEC before the command ('true' was read as the spec, and it is no file)"),
     ((str(SPEC), "--baggage", "tenant", "--", "true"), "--baggage 'tenant' is not KEY=VALUE"),
+    ((str(SPEC), "--baggage", "my key=1", "--", "true"), "the key 'my key' is not a baggage key"),
+    ((str(SPEC), "--baggage", "k=1", "--baggage", "k=2", "--", "true"),
+     "--baggage k is given twice ('1', then '2'); give each key once"),
     ((str(SPEC), "--", "no-such-program-here"), "COMMAND `no-such-program-here` cannot be started"),
-], ids=["no-command", "no-spec", "no-spec-before-command", "bad-baggage", "no-program"])
+], ids=["no-command", "no-spec", "no-spec-before-command", "bad-baggage", "baggage-key", "baggage-twice",
+        "no-program"])
 def test_bad_input_exits_2_with_a_message(server: RunningServer, args: tuple[str, ...], words: str) -> None:
     done = tracebaton("run", "--server", server.api, *args)
     assert done.returncode == 2, done.stdout + done.stderr

@@ -220,6 +220,9 @@ def test_spec_prints_yaml_that_the_trace_then_passes(api: str, tmp_path: Path) -
     assert unknown.returncode == 2
     assert "answered 404" in unknown.stderr
     assert tracebaton("spec", "nope", "--server", api).returncode == 2
+    nameless = tracebaton("spec", trace.trace_id, "--server", api, "--name", "")
+    assert nameless.returncode == 2
+    assert "--name '' is empty; name the flow as its tests call it" in nameless.stderr
 
 
 def test_import_a_jsonl_file_and_from_stdin(api: str, tmp_path: Path) -> None:
