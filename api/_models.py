@@ -143,6 +143,7 @@ class FindingModel(BaseModel):
         "parent_cycle",
         "duplicate_span",
         "store_imprecise",
+        "unmatched_rule",
     ]
     hop: str | None
     message: str

@@ -57,6 +57,9 @@ class FindingKind(enum.Enum):
     DUPLICATE_SPAN = "duplicate_span"
     STORE_IMPRECISE = "store_imprecise"
     """A rule the store's schema cannot decide exactly (is-remote on ClickHouse)."""
+    UNMATCHED_RULE = "unmatched_rule"
+    """A budget or an allowed error names a hop the settled flow never had: a misspelt hop
+    turns its rule off without a word otherwise."""
 
 
 class WaitedReason(enum.Enum):

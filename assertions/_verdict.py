@@ -26,7 +26,7 @@ from ._result import (
     WaitedReason,
 )
 from ._situation import NEVER_SETTLED, Situation
-from ._spec import FlowSpec
+from ._spec import FlowSpec, HopPattern
 from ._trace import FlowTrace
 
 _CHECKS = (
@@ -161,6 +161,27 @@ def _export_lag_advice(service: str, lag_ns: int, declared_ns: int | None, settl
             "lower OTEL_BSP_SCHEDULE_DELAY (tracebaton.sut_env() sets 50) or raise wait.settle")
 
 
+def unmatched_rule_findings(situation: Situation) -> list[Finding]:
+    """Budgets and allowed errors naming a hop the flow never had, once the flow settled with
+    hops of its own (before that the hop may still come; a flow that timed out or made no hop
+    has its own failure, which this would only bury)."""
+    seen = sorted({hop.text for hop in situation.hops if not hop.from_test})
+    if not situation.settled or situation.final or not seen:
+        return []
+    expect = situation.spec.expect
+    rules = [("budgets.hops", pattern) for pattern, _ in expect.budgets.hops]
+    rules += [("errors.allow", entry) for entry in expect.errors.allow if isinstance(entry, HopPattern)]
+    findings = []
+    for where, pattern in rules:
+        if not any(hop_matches(pattern, hop) for hop in situation.hops):
+            shown = ", ".join(seen[:6]) + (", …" if len(seen) > 6 else "")
+            findings.append(Finding(
+                FindingKind.UNMATCHED_RULE,
+                f"{where}: {pattern} matched no hop of this flow, so it decided nothing; check its "
+                f"spelling (hops seen: {shown})", str(pattern)))
+    return findings
+
+
 def result_of(situation: Situation, checks: list[CheckResult], *, waited_ms: int) -> FlowResult:
     state = overall(checks)
     divergence = first_divergence(checks)
@@ -175,7 +196,8 @@ def result_of(situation: Situation, checks: list[CheckResult], *, waited_ms: int
         reason = WaitedReason.SETTLED
     else:
         reason = WaitedReason.VIOLATED
-    findings = [*situation.trace.findings, *propagation_findings(situation), *export_lag_findings(situation)]
+    findings = [*situation.trace.findings, *propagation_findings(situation), *export_lag_findings(situation),
+                *unmatched_rule_findings(situation)]
     return FlowResult(
         passed=state is CheckState.PASS,
         name=situation.spec.name,

@@ -118,6 +118,20 @@ def test_each_fault_fails_naming_its_hop(
     assert hop in lines[1], lines[:2]
 
 
+def test_a_budget_or_allowed_error_on_a_hop_the_flow_never_had_is_a_finding(collector: Collector) -> None:
+    budgets = {"hops": {"cart -> inventroy": "1ms", "cart -> inventory": "200ms"}}
+    spec = {**CHECKOUT, "expect": {**CHECKOUT["expect"], "budgets": budgets,
+                                   "errors": {"allow": ["frontend -> payments"]}}}
+    flow, result = run_flow(collector, "healthy", spec)
+    assert result.passed, flow.render(result)  # a misspelt budget decides nothing, as before
+    unmatched = [f for f in result.findings if f.kind.value == "unmatched_rule"]
+    assert [f.hop for f in unmatched] == ["cart -> inventroy", "frontend -> payments"]
+    assert unmatched[0].message.startswith(
+        "budgets.hops: cart -> inventroy matched no hop of this flow, so it decided nothing; check its "
+        "spelling (hops seen: cart -> inventory, ")
+    assert unmatched[1].message.startswith("errors.allow: frontend -> payments matched no hop")
+
+
 def test_broken_propagation_stitches_the_other_trace_so_later_hops_are_checked(collector: Collector) -> None:
     _, result = run_flow(collector, "broken")
     hops = {h.hop: h for h in result.hops}
