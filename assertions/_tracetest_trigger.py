@@ -19,6 +19,8 @@ import urllib.parse
 
 import yaml
 
+from tracebaton.collector import trace_id_bytes
+
 from ._tracetest_yaml import Document, NotConverted, is_null, line_of
 
 __all__ = ["trigger_commands"]
@@ -32,7 +34,6 @@ _BODY_EXAMPLES = {
     "grpc": "{address: cart:50051, method: cart.Cart/AddItem}",
     "traceid": "{id: 4bf92f3577b34da6a3ce929d0e0e4736}",
 }
-_HEX_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _OTHER_TRIGGERS = {
     "kafka": "send the message with your Kafka client, putting the traceparent in its headers",
     "graphql": "POST the query with curl, as for an http trigger",
@@ -214,12 +215,20 @@ def _trace_id(doc: Document, node: yaml.Node) -> tuple[list[str], list[NotConver
     skipped = _unknown_keys(doc, request, ("id",), "trigger.traceid")
     trace_id = doc.optional_text(request["id"][1] if "id" in request else None, "trigger.traceid.id",
                                  "write the trace id") or "<trace id>"
-    if "id" in request and not _VARIABLE.search(trace_id) and not _HEX_TRACE_ID.fullmatch(trace_id):
+    if "id" in request and not _VARIABLE.search(trace_id) and not _is_trace_id(trace_id):
         doc.fail(request["id"][1], f"trigger.traceid.id {trace_id!r} is not a trace id; write its 32 hex "
                                    "digits, or a variable (${var:TRACE_ID})")
     lines = [*_variables(trace_id), "# Tracetest judged an existing trace; so does this spec:",
              f"TRACE_ID={shlex.quote(trace_id)}"]
     return lines, skipped
+
+
+def _is_trace_id(text: str) -> bool:
+    try:
+        trace_id_bytes(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _continued(parts: list[str]) -> list[str]:
