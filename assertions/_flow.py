@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -139,6 +140,19 @@ def flow_tracer_provider(backend: FlowBackend) -> tuple[TracerProvider, _Backend
     return provider, exporter
 
 
+
+_BAGGAGE_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A W3C Baggage key (an HTTP token): OpenTelemetry's propagator drops any other in silence."""
+
+
+def _checked_baggage(baggage: Mapping[str, str]) -> dict[str, str]:
+    for key in baggage:
+        if not isinstance(key, str) or not _BAGGAGE_KEY.fullmatch(key):
+            raise ConfigurationError(
+                f"baggage key {key!r} is not one W3C Baggage can carry (letters, digits and "
+                "!#$%&'*+-.^_`|~ only), so it would never reach a service; write e.g. tenant_id")
+    return dict(baggage)
+
 class Flow:
     """One request (or several) a test sends through the services under test.
 
@@ -166,7 +180,7 @@ class Flow:
         self._backend = backend
         self._tracer = provider.get_tracer("tracebaton")
         self._exporter = exporter
-        self._baggage = dict(baggage or {})
+        self._baggage = _checked_baggage(baggage or {})
         self._span: Any = None
         self._token: object | None = None
         self.trace_id: str = ""

@@ -321,6 +321,14 @@ def test_the_async_twin_judges_the_same_flow(collector: Collector) -> None:
     assert result.trace_id is not None
 
 
+def test_a_baggage_key_w3c_baggage_cannot_carry_is_refused_with_the_flow(collector: Collector) -> None:
+    from tracebaton import ConfigurationError
+
+    # OpenTelemetry's propagator would drop it without a word, and the flow's services never see it
+    with pytest.raises(ConfigurationError, match=r"baggage key 'my key' is not one W3C Baggage can carry"):
+        collector.flow("checkout", baggage={"my key": "acme"})
+
+
 def test_a_check_with_neither_trace_id_nor_find_says_how_to_name_the_trace(collector: Collector) -> None:
     from tracebaton import FlowSpecError
 
