@@ -202,16 +202,24 @@ def load_spec_file(source: str) -> FlowSpec:
     return spec
 
 
+def trace_id_argument(text: str, what: str) -> str:
+    """A trace id given on the command line, lower-cased; what a trace id is, the collector
+    says (`trace_id_bytes`), and this names the argument and where to copy one from."""
+    from tracebaton.collector import trace_id_bytes
+
+    try:
+        return trace_id_bytes(text).hex()
+    except ValueError:
+        raise ConfigurationError(
+            f"{what} {text!r} is not 32 hex digits; copy it from a traceparent header (its second "
+            "field), a failure message, or the dashboard's Traces page") from None
+
+
 def run_check(args: argparse.Namespace) -> int:
     from tracebaton.assertions import FlowResult, flow_spec_to_dict, render_verdict
 
-    if args.trace_id is not None and (
-        len(args.trace_id) != 32 or any(c not in "0123456789abcdefABCDEF" for c in args.trace_id)
-    ):
-        raise ConfigurationError(
-            f"--trace-id {args.trace_id!r} is not 32 hex digits; copy it from a "
-            "traceparent header (its second field) or a failure message"
-        )
+    if args.trace_id is not None:
+        args.trace_id = trace_id_argument(args.trace_id, "--trace-id")
     # Every spec is read before anything is judged: a typo in the third file is reported at
     # once, not after the first two waited out their timeouts.
     specs = []
@@ -263,12 +271,7 @@ def run_check(args: argparse.Namespace) -> int:
 def run_spec(args: argparse.Namespace) -> int:
     import urllib.parse
 
-    trace_id = args.trace_id
-    if len(trace_id) != 32 or any(c not in "0123456789abcdefABCDEF" for c in trace_id):
-        raise ConfigurationError(
-            f"TRACE_ID {trace_id!r} is not 32 hex digits; copy it from a traceparent "
-            "header (its second field) or a failure message"
-        )
+    trace_id = trace_id_argument(args.trace_id, "TRACE_ID")
     name = args.name.strip()
     if not name or len(name) > 200:
         raise ConfigurationError(

@@ -11,9 +11,8 @@ import json
 import urllib.parse
 from typing import Any
 
-from ._cli_client import _Api
+from ._cli_client import _Api, trace_id_argument
 from ._config import ENV_URL, server_url
-from ._errors import ConfigurationError
 
 
 def add_diff_command(commands: Any) -> None:
@@ -35,19 +34,10 @@ def add_diff_command(commands: Any) -> None:
     diff.add_argument("-v", "--verbose", action="store_true", help="every hop, unchanged runs included")
 
 
-def _trace_id(text: str, what: str) -> str:
-    if len(text) != 32 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise ConfigurationError(
-            f"{what} {text!r} is not 32 hex digits; copy it from a traceparent header (its second "
-            "field), a failure message, or the dashboard's Traces page"
-        )
-    return text.lower()
-
-
 def run_diff(args: argparse.Namespace) -> int:
     from tracebaton.assertions import ShapeDiff, render_trace_diff
 
-    a, b = _trace_id(args.trace_a, "TRACE_A"), _trace_id(args.trace_b, "TRACE_B")
+    a, b = trace_id_argument(args.trace_a, "TRACE_A"), trace_id_argument(args.trace_b, "TRACE_B")
     api = _Api(server_url(args.server))
     try:
         answer = api.call("GET", f"/api/diff?{urllib.parse.urlencode({'a': a, 'b': b})}")

@@ -219,7 +219,12 @@ def test_spec_prints_yaml_that_the_trace_then_passes(api: str, tmp_path: Path) -
     unknown = tracebaton("spec", new_id(16), "--server", api)
     assert unknown.returncode == 2
     assert "answered 404" in unknown.stderr
-    assert tracebaton("spec", "nope", "--server", api).returncode == 2
+    bad_id = tracebaton("spec", "nope", "--server", api)
+    assert bad_id.returncode == 2
+    assert "TRACE_ID 'nope' is not 32 hex digits; copy it from a traceparent header" in bad_id.stderr
+    upper = tracebaton("spec", trace.trace_id.upper(), "--server", api, "--name", "checkout")
+    assert upper.returncode == 0, upper.stderr
+    assert upper.stdout == done.stdout
     nameless = tracebaton("spec", trace.trace_id, "--server", api, "--name", "")
     assert nameless.returncode == 2
     assert "--name '' is empty; name the flow as its tests call it" in nameless.stderr
