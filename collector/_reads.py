@@ -24,6 +24,7 @@ from ._addresses import served_at
 from ._anyvalue import attribute_dict, attribute_patterns, attributes_match
 from ._head import Head, HeadView, HeldBatch
 from ._ids import ResentSpans, trace_id_bytes
+from ._maintenance import RowLayout
 from ._model import (
     Attributes,
     Operation,
@@ -130,12 +131,14 @@ class SpanReader:
     """Reads through one DuckDB connection (one per thread: connections are not shared)."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, head: Head,
-                 resource_generation: Callable[[], int], decoded: DecodedSpans) -> None:
+                 resource_generation: Callable[[], int], decoded: DecodedSpans,
+                 layout: RowLayout) -> None:
         self._connection = connection
         self.connection = connection
         """This thread's cursor, for the store's other reads and small writes (runs)."""
         self._head = head
         self._decoded = decoded
+        self._layout = layout
         self._registered: tuple[pa.Table | None, pa.Table | None] = (None, None)
         self._resource_bodies: dict[int, bytes] = {}
         self._scope_bodies: dict[int, bytes] = {}
@@ -239,27 +242,33 @@ class SpanReader:
         held = self._held_spans(batches, key)
         if not in_file:
             return _read_once(held)
-        connection = self._connection
         # A trace's spans arrive together, so they sit in a narrow band of rows. Fetched one by
         # one through the index, each row decompresses its whole block of bodies again (a
-        # 500-span trace: ~45 ms); read as one range of rows, each block once (~4 ms). One
-        # snapshot for both steps, so the row ids cannot move in between.
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            low, high, count = only_row(connection.execute(
-                "SELECT min(rowid), max(rowid), count(*) FROM spans WHERE trace_id = ?", [key]
-            )) or (None, None, 0)
-            if not count:
-                rows: list[tuple[Any, ...]] = []
-            elif high - low < 4 * count + 8192:
-                rows = connection.execute(
-                    f"{_SPAN_SELECT} WHERE s.rowid BETWEEN ? AND ? AND s.trace_id = ?", [low, high, key]
-                ).fetchall()
-            else:  # spread over the file (a trace that trickled in over hours): by the index
-                rows = connection.execute(f"{_SPAN_SELECT} WHERE s.trace_id = ?", [key]).fetchall()
-        finally:
-            connection.execute("COMMIT")
+        # 500-span trace: ~45 ms); read as one range of rows, each block once (~4 ms).
+        layout = self._layout.version
+        rows = None if layout % 2 else self._file_rows(key)
+        if rows is None or self._layout.version != layout:
+            # A checkpoint may have renumbered the rows between the two steps: one snapshot.
+            self._connection.execute("BEGIN TRANSACTION")
+            try:
+                rows = self._file_rows(key)
+            finally:
+                self._connection.execute("COMMIT")
         return _read_once([*self._decode(rows), *held])
+
+    def _file_rows(self, key: bytes) -> list[tuple[Any, ...]]:
+        connection = self._connection
+        low, high, count = only_row(connection.execute(
+            "SELECT min(rowid), max(rowid), count(*) FROM spans WHERE trace_id = ?", [key]
+        )) or (None, None, 0)
+        if not count:
+            return []
+        if high - low < 4 * count + 8192:
+            return connection.execute(
+                f"{_SPAN_SELECT} WHERE s.rowid BETWEEN ? AND ? AND s.trace_id = ?", [low, high, key]
+            ).fetchall()
+        # spread over the file (a trace that trickled in over hours): by the index
+        return connection.execute(f"{_SPAN_SELECT} WHERE s.trace_id = ?", [key]).fetchall()
 
     def roots(self, service: str | None, address: tuple[str, int] | None,
               start_unix_nano: int, end_unix_nano: int) -> list[StoredSpan]:

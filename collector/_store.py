@@ -21,7 +21,7 @@ from ._decode import protobuf_body
 from ._decode_pool import DecodePool
 from ._ids import trace_id_bytes
 from ._ingest_log import IngestLog
-from ._maintenance import Maintenance, PinSet
+from ._maintenance import Maintenance, PinSet, RowLayout
 from ._model import (
     IngestResult,
     Operation,
@@ -84,10 +84,12 @@ class DuckDBSpanStore:
         self._writer = CommitWriter(self._connection.cursor(), self._board,
                                     max_pending_spans=max_pending_spans, ingest_log=ingest_log)
         self._pins = PinSet()
+        self._layout = RowLayout()
         self._maintenance = Maintenance(
             self._connection.cursor(),
             None if path == ":memory:" else path + ".wal",
             pins=self._pins,
+            layout=self._layout,
             sweeper=self._writer,
             retention_max_spans=retention_max_spans,
             retention_max_age_ns=retention_max_age_ns,
@@ -140,7 +142,8 @@ class DuckDBSpanStore:
         self._board.close()
         try:
             if self.path != ":memory:":
-                self._connection.execute("CHECKPOINT")
+                with self._layout.moving():  # a read begun before the close may still run
+                    self._connection.execute("CHECKPOINT")
         except duckdb.Error:
             log.exception("final checkpoint failed; the WAL is replayed at the next start")
         with self._readers_lock:
@@ -180,7 +183,7 @@ class DuckDBSpanStore:
             with self._readers_lock:
                 self._readers.append(cursor)
             reader = SpanReader(cursor, self._writer.head, lambda: self._writer.resource_generation,
-                                self._decoded)
+                                self._decoded, self._layout)
             self._local.reader = reader
         return reader
 
