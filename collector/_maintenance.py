@@ -196,8 +196,10 @@ class Maintenance:
 
     def checkpoint(self) -> None:
         with self._busy, self._layout.moving():
+            started = time.perf_counter()
             self._connection.execute("CHECKPOINT")
             self.checkpoints += 1
+        log.info("checkpoint: the WAL folded into the file in %.0f ms", (time.perf_counter() - started) * 1000)
 
     def _cutoff(self) -> int | None:
         """Spans that arrived before this (unix ns) are beyond the limits; None: none are."""
