@@ -199,7 +199,8 @@ class Maintenance:
             started = time.perf_counter()
             self._connection.execute("CHECKPOINT")
             self.checkpoints += 1
-        log.info("checkpoint: the WAL folded into the file in %.0f ms", (time.perf_counter() - started) * 1000)
+        log.info("checkpoint: the WAL folded into the file in %.0f ms",
+                 (time.perf_counter() - started) * 1000)
 
     def _cutoff(self) -> int | None:
         """Spans that arrived before this (unix ns) are beyond the limits; None: none are."""
