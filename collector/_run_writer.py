@@ -7,6 +7,11 @@ the run id at once. Reads of runs wait for the rows recorded before them (`flush
 caller that reads back the run it recorded, or a dashboard told of it, always finds it.
 Listeners hear of a run once its row is written.
 
+The thread waits `GATHER_S` after a run is queued before it writes: the INSERT then runs
+once the answer is on its way, not beside it on a two-core machine (measured: the remote
+existential verdict's p50 went from about 4 to 2.4 ms), and runs recorded close together
+share one INSERT. A read of runs (`flush`) and `shutdown` cut the wait short.
+
 What this costs: a run recorded in the last few milliseconds before the process is killed
 (not shut down) is lost; its spans are not (they have their own log). `shutdown` writes
 what is queued.
@@ -29,6 +34,8 @@ from ._model import RunSummary
 log = logging.getLogger("tracebaton.collector")
 
 _RETRY_S = 1.0
+GATHER_S = 0.02
+"""How long the writer lets a queued run wait for the answer to leave and for others to join it."""
 MAX_QUEUED_RUNS = 10_000
 """Runs waiting to be written while the store refuses them; past this the oldest are dropped."""
 
@@ -111,6 +118,8 @@ class RunWriter:
         """Runs written, or dropped: what `flush` has stopped waiting for."""
         self._cond = threading.Condition()
         self._closing = False
+        self._hurry = 0
+        """Readers waiting in `flush`: while any does, runs are written without gathering."""
         self._thread: threading.Thread | None = None
 
     def submit(self, run: QueuedRun) -> None:
@@ -136,7 +145,14 @@ class RunWriter:
             return True  # a listener reading runs: what this thread wrote is written
         with self._cond:
             target = self._submitted
-            return self._cond.wait_for(lambda: self._settled >= target, timeout_s)
+            if self._settled >= target:
+                return True
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self._settled >= target, timeout_s)
+            finally:
+                self._hurry -= 1
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Write what is queued (one more try if the store refused), then stop."""
@@ -157,6 +173,8 @@ class RunWriter:
                     return
                 if failed and not self._closing:
                     self._cond.wait(_RETRY_S)
+                else:
+                    self._cond.wait_for(lambda: self._closing or self._hurry > 0, GATHER_S)
                 runs, self._queue = self._queue, []
             try:
                 self._write(runs)

@@ -75,3 +75,20 @@ def test_shutdown_writes_what_is_queued_then_refuses_more() -> None:
     assert len(table.rows) == 3
     with pytest.raises(StoreClosedError, match="shut down"):
         writer.submit(_queued(9))
+
+
+def test_runs_queued_together_share_one_write_and_a_read_does_not_wait_for_the_gathering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An hour of gathering: only a reader's flush can get these runs written within the test.
+    monkeypatch.setattr("tracebaton.collector._run_writer.GATHER_S", 3600.0)
+    writes: list[list[str]] = []
+    writer = RunWriter(lambda runs: writes.append([r.summary.run_id for r in runs]), RunListeners())
+    runs = [_queued(i) for i in range(5)]
+    for run in runs:
+        writer.submit(run)
+    assert writer.flush(timeout_s=30), "a read of runs has them written at once"
+    assert writes == [[r.summary.run_id for r in runs]], "one INSERT for the runs recorded together"
+    writer.submit(_queued(7))
+    writer.shutdown(timeout_s=30)
+    assert writes[-1] == [_queued(7).summary.run_id], "shutdown writes what is queued without gathering"
