@@ -52,6 +52,8 @@ class FlowTrace:
     stitched: frozenset[str] = frozenset()
     """Spans hung under a caller they did not name (broken propagation): their parent link
     is the engine's diagnosis, not the exporter's word."""
+    _ancestry: dict[str, tuple[StoredSpan, ...]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def parent_of(self, span: StoredSpan) -> StoredSpan | None:
         parent_id = self.parent.get(span.span_id)
@@ -68,14 +70,23 @@ class FlowTrace:
     def children_of(self, span: StoredSpan) -> tuple[StoredSpan, ...]:
         return self.children.get(span.span_id, ())
 
-    def ancestors(self, span: StoredSpan) -> list[StoredSpan]:
+    def ancestors(self, span: StoredSpan) -> tuple[StoredSpan, ...]:
         """Parent first, up to the top of its tree (the forest has no cycles)."""
-        chain: list[StoredSpan] = []
-        current = self.parent_of(span)
-        while current is not None:
-            chain.append(current)
+        # Ordering asks for the same spans' paths once for every pair of hops: walked once.
+        known = self._ancestry
+        chain = known.get(span.span_id)
+        if chain is not None:
+            return chain
+        walked: list[StoredSpan] = []  # span, its parent, ... up to a span whose chain is known
+        current: StoredSpan | None = span
+        while current is not None and current.span_id not in known:
+            walked.append(current)
             current = self.parent_of(current)
-        return chain
+        above: tuple[StoredSpan, ...] = () if current is None else (current, *known[current.span_id])
+        for below in reversed(walked):
+            known[below.span_id] = above
+            above = (below, *above)
+        return known[span.span_id]
 
     def descendants(self, span: StoredSpan) -> Iterable[StoredSpan]:
         stack = list(reversed(self.children_of(span)))
