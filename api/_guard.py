@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from tracebaton import StoreClosedError, StoreError, StoreSaturatedError, TracebatonError
+from tracebaton import DURATION_UNITS, StoreClosedError, StoreError, StoreSaturatedError, TracebatonError
 
 from ._jaeger_json import error_body
 from ._jaeger_v3_shapes import error_body as v3_error_body
@@ -80,7 +80,7 @@ _PATTERN_HINTS = {
     "a": "is not 32 hex digits; copy a trace id from a traceparent header or the dashboard's Traces page",
     "b": "is not 32 hex digits; copy a trace id from a traceparent header or the dashboard's Traces page",
     "key": "is neither a run id (`r` and 20 hex digits) nor a trace id (32 hex digits)",
-    "since": "is not a duration; write a number and a unit (ns us ms s m h), e.g. 15m",
+    "since": f"is not a duration; write a number and a unit ({DURATION_UNITS}), e.g. 15m",
 }
 
 

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 TRACE_ID_PATTERN = r"^[0-9a-fA-F]{32}$"
 RUN_ID_PATTERN = r"^r[0-9a-f]{20}$"
 FLOW_KEY_PATTERN = r"^([0-9a-fA-F]{32}|r[0-9a-f]{20})$"
-DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ns|us|ms|s|m|h)\s*$"
 
 SpanKindLabel = Literal["unspecified", "internal", "server", "client", "producer", "consumer"]
 

@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from tracebaton import FlowSpecError
+from tracebaton import DURATION_PATTERN, FlowSpecError
 from tracebaton.assertions import (
     FlowEngine,
     FlowSpec,
@@ -24,7 +24,6 @@ from tracebaton.collector import RunQuery, RunSummary, SpanStore, is_run_id
 
 from ._common import ERRORS, run_summary_json, since_ns, trace_id_or_400
 from ._models import (
-    DURATION_PATTERN,
     RUN_ID_PATTERN,
     TRACE_ID_PATTERN,
     CheckRequest,

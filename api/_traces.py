@@ -9,6 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
+from tracebaton import DURATION_PATTERN
 from tracebaton.assertions import (
     FlowEngine,
     FlowSpec,
@@ -40,7 +41,6 @@ from ._common import (
     trace_id_or_400,
 )
 from ._models import (
-    DURATION_PATTERN,
     FLOW_KEY_PATTERN,
     TRACE_ID_PATTERN,
     FlowView,

@@ -16,7 +16,7 @@ import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
-from tracebaton import ConfigurationError, FlowSpecError, parse_duration_ns
+from tracebaton import DURATION_UNITS, ConfigurationError, FlowSpecError, parse_duration_ns
 from tracebaton.collector import AttributeValue, SpanKind, StatusCode
 
 from ._spec import CountBound, HopPattern, Selector
@@ -133,7 +133,7 @@ def parse_duration(value: object, path: str, *, positive: bool) -> int:
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, int | float):
             fail(path, value, "is a number without a unit",
-                 f"durations need a unit, one of ns us ms s m: write e.g. '{value}ms' or '{value}s'")
+                 f"durations need a unit, one of {DURATION_UNITS}: write e.g. '{value}ms' or '{value}s'")
         fail(path, value, f"is {type_name(value)}, not a duration",
              f"write a number and a unit, e.g. {example}")
     if value.strip().startswith("-"):
@@ -141,7 +141,7 @@ def parse_duration(value: object, path: str, *, positive: bool) -> int:
     try:
         ns = parse_duration_ns(value, what=path)
     except ConfigurationError:
-        fail(path, value, "is not a duration (a number and a unit, one of ns us ms s m)",
+        fail(path, value, f"is not a duration (a number and a unit, one of {DURATION_UNITS})",
              f"write e.g. {example}")
     except (OverflowError, ValueError):
         ns = MAX_DURATION_NS + 1

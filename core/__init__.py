@@ -24,7 +24,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from ._config import ServerSettings, server_settings
-from ._durations import format_duration_ns, parse_duration_ns, whole_number
+from ._durations import DURATION_PATTERN, DURATION_UNITS, format_duration_ns, parse_duration_ns, whole_number
 from ._errors import (
     CollectorStateError,
     ConfigurationError,
@@ -71,6 +71,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DURATION_PATTERN",
+    "DURATION_UNITS",
     "Client",
     "Collector",
     "CollectorStateError",

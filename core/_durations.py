@@ -7,8 +7,12 @@ import re
 from ._errors import ConfigurationError
 
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-            "h": 3_600_000_000_000}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h)\s*$")
+            "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+DURATION_UNITS = " ".join(_UNIT_NS)
+"""The units a duration may have, as messages list them: `ns us ms s m h d`."""
+DURATION_PATTERN = rf"^\s*(\d+(?:\.\d+)?)\s*({'|'.join(_UNIT_NS)})\s*$"
+"""What a duration's text matches (the API's parameters validate against it)."""
+_DURATION = re.compile(DURATION_PATTERN)
 
 
 def parse_duration_ns(text: str, *, what: str = "duration") -> int:
@@ -17,7 +21,7 @@ def parse_duration_ns(text: str, *, what: str = "duration") -> int:
     if match is None:
         raise ConfigurationError(
             f"{what}: {text!r} is not a duration; write a number and a unit, "
-            f"one of {' '.join(_UNIT_NS)}, e.g. '250ms' or '10s'"
+            f"one of {DURATION_UNITS}, e.g. '250ms' or '10s'"
         )
     return round(float(match.group(1)) * _UNIT_NS[match.group(2)])
 

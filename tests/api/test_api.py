@@ -234,6 +234,7 @@ def test_trace_search_filters_by_service_name_status_attribute_and_time(api: str
     assert found(name=f"POST /reserve-{marker[:4]}*") == both
     assert found(name=f"POST /reserve-{marker}", status="error") == {failing.trace_id}
     assert both <= found(service="inventory", since="1h")
+    assert both <= found(service="inventory", since="1d"), "a look-back in days, as retention is written"
     assert found(**{"attr.http.response.status_code": "503", "name": f"*{marker}"}) == {failing.trace_id}
     summary = next(
         t

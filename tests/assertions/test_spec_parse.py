@@ -326,6 +326,13 @@ def test_format_duration(ns: int, text: str) -> None:
     assert parse_flow_spec({"name": "d", "wait": {"settle": text}}).wait.settle_ns == ns
 
 
+def test_a_budget_in_days_reads_as_whole_days_and_the_unit_list_names_it() -> None:
+    spec = parse_flow_spec({"name": "d", "expect": {"budgets": {"trace": "1.5d"}}})
+    assert spec.expect.budgets.trace_ns == 36 * 3600 * S
+    with pytest.raises(FlowSpecError, match=r"one of ns us ms s m h d\)"):
+        parse_flow_spec({"name": "d", "expect": {"budgets": {"trace": "2 days"}}})
+
+
 def test_to_dict_writes_only_non_defaults_in_design_order() -> None:
     assert flow_spec_to_dict(FlowSpec("x")) == {"name": "x"}
     spec = parse_flow_spec(DESIGN_EXAMPLE)
