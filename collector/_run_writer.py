@@ -9,7 +9,7 @@ Listeners hear of a run once its row is written.
 
 The thread waits `GATHER_S` after a run is queued before it writes: the INSERT then runs
 once the answer is on its way, not beside it on a two-core machine (measured: the remote
-existential verdict's p50 went from about 4 to 2.4 ms), and runs recorded close together
+existential verdict's p50 went from about 4 to 3 ms), and runs recorded close together
 share one INSERT. A read of runs (`flush`) and `shutdown` cut the wait short.
 
 What this costs: a run recorded in the last few milliseconds before the process is killed
