@@ -100,6 +100,11 @@ class IngestLog:
             written = os.write(self._fd, view)
             view = view[written:]
 
+    @property
+    def segment(self) -> int:
+        """The segment records are appended to now."""
+        return self._segment
+
     def rotate(self) -> int:
         """Continue in a new segment; returns the number of the first segment kept."""
         self._segment += 1
