@@ -7,10 +7,12 @@ numbered segments: a flush rotates to a new segment first, and once the flushed 
 committed to the file, every segment before the new one is deleted. At start, whatever
 segments remain are replayed into the file.
 
-A record is a header (magic, content type, arrival time, body length, CRC-32 of the body)
-and the body. A crash can leave the last record of a segment torn; replay detects it by
-its length or checksum and drops it: such a record was never acknowledged, since the
-acknowledgement waits for the whole write.
+A record is named by its position, (segment, index in the segment); the writer stores in
+the file, with every commit, how far the file has caught up with the log, so that a replay
+skips what the file holds already. A record is a header (magic, content type, arrival
+time, body length, CRC-32 of the body) and the body. A crash can leave the last record of
+a segment torn; replay detects it by its length or checksum and drops it: such a record
+was never acknowledged, since the acknowledgement waits for the whole write.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from tracebaton import whole_number
 
@@ -36,6 +39,20 @@ _CONTENT_TYPES = {kind: content_type for content_type, kind in _KINDS.items()}
 _SUFFIX = ".log"
 
 
+class LogPosition(NamedTuple):
+    """Where a record is in the log: segment numbers only grow, also across restarts."""
+
+    segment: int
+    record: int
+
+
+class LoggedRecord(NamedTuple):
+    body: bytes
+    content_type: str
+    arrival_ns: int
+    position: LogPosition
+
+
 def encode_record(body: bytes, content_type: str, arrival_ns: int) -> bytes:
     return _HEADER.pack(_MAGIC, _KINDS[content_type], arrival_ns, len(body), zlib.crc32(body)) + body
 
@@ -47,6 +64,7 @@ class IngestLog:
         self.directory = directory
         self._fd = -1
         self._segment = 0
+        self._records = 0  # in the segment appended to
         self.torn_records = 0
 
     def _segments(self) -> list[tuple[int, Path]]:
@@ -61,9 +79,14 @@ class IngestLog:
 
     def replay(self) -> Iterator[tuple[bytes, str, int]]:
         """(body, content type, arrival ns) of every whole record left, oldest first."""
+        for record in self.records():
+            yield record.body, record.content_type, record.arrival_ns
+
+    def records(self) -> Iterator[LoggedRecord]:
+        """Every whole record left, oldest first, with its position."""
         for number, path in self._segments():
             data = path.read_bytes()
-            offset = 0
+            offset = index = 0
             while offset < len(data):
                 header = data[offset:offset + _HEADER.size]
                 if len(header) < _HEADER.size:
@@ -77,8 +100,9 @@ class IngestLog:
                 if len(body) < length or zlib.crc32(body) != crc:
                     self._torn(path, offset, "a body cut short or changed")
                     break
-                yield body, _CONTENT_TYPES[kind], arrival
+                yield LoggedRecord(body, _CONTENT_TYPES[kind], arrival, LogPosition(number, index))
                 offset += _HEADER.size + length
+                index += 1
             self._segment = max(self._segment, number)
 
     def _torn(self, path: Path, offset: int, what: str) -> None:
@@ -86,19 +110,28 @@ class IngestLog:
         log.warning("ingest log %s: %s at byte %d (a write the crash cut off, never acknowledged); "
                     "dropped it and what follows in that segment", path, what, offset)
 
-    def open(self) -> None:
-        """Start a fresh segment after the ones there (call after `replay`)."""
+    def open(self, *, after_segment: int = 0) -> None:
+        """Start a fresh segment after the ones there and after `after_segment` (call after
+        `replay`; the file may name segments a clean stop deleted, and positions must not
+        be reused)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         last = self._segments()
-        self._segment = max([self._segment, *(n for n, _ in last)])
+        self._segment = max([self._segment, after_segment, *(n for n, _ in last)])
         self.rotate()
 
-    def append(self, data: bytes) -> None:
-        """Write records; returns once the operating system has them (no fsync: DESIGN §3)."""
+    @property
+    def position(self) -> LogPosition:
+        """Where the next record appended goes."""
+        return LogPosition(self._segment, self._records)
+
+    def append(self, data: bytes, records: int = 1) -> None:
+        """Write `records` records; returns once the operating system has them (no fsync:
+        DESIGN §3)."""
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+        self._records += records
 
     @property
     def segment(self) -> int:
@@ -108,6 +141,7 @@ class IngestLog:
     def rotate(self) -> int:
         """Continue in a new segment; returns the number of the first segment kept."""
         self._segment += 1
+        self._records = 0
         fd = os.open(self.directory / f"{self._segment:06d}{_SUFFIX}",
                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         old, self._fd = self._fd, fd

@@ -13,8 +13,10 @@ the next checkpoint. Whole row groups cost about 3.8 µs of CPU a span, 65,536-r
 7.3, one row group and a tail 6.6 (written alone to a fresh file, `CHECKPOINT` after). The
 rows past the last whole row group wait in the head for the next flush, even when that
 splits a request: its first rows are then in the file and in the head, and read once, as a
-re-sent span does; its log record stays until its last row is in the file. A quiet head
-(little pending, or nothing new since the last pass) is written whole.
+re-sent span does; its log record stays until its last row is in the file. Every commit
+also marks in the file how far it has caught up with the log, so a replay after a crash
+writes only what the file lacks, down to the rows of a split request. A quiet head (little
+pending, or nothing new since the last pass) is written whole.
 
 The flusher also owns the resource and scope rows: it remembers which ids it stored, so a
 new service instance's resource is a plain append with no conflict check, and pruning rows
@@ -30,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pyarrow as pa
@@ -41,9 +43,10 @@ from ._arrivals import ArrivalBoard
 from ._columns import SpanBatch, span_batch
 from ._decode import protobuf_body
 from ._head import Head, HeldBatch
-from ._ingest_log import IngestLog, encode_record
+from ._ingest_log import IngestLog, LogPosition, encode_record
 from ._ingest_queue import RETRY_AFTER_S, IngestQueue
 from ._model import IngestResult
+from ._schema import META_TABLE, only_row
 
 log = logging.getLogger("tracebaton.collector")
 
@@ -51,6 +54,31 @@ ROW_GROUP_ROWS = 122_880
 """DuckDB's rows a row group (its default `row_group_size`, which tracebaton keeps)."""
 _QUIET_ROWS = ROW_GROUP_ROWS // 8
 """Pending rows below this are written whole by the clock: the load is light."""
+_LOG_MARK = "ingest_log_written"
+"""The meta row saying how far the file has caught up with the ingest log: segment, record,
+rows. Every record before (segment, record) is in the file, and the first `rows` rows of
+the one there; written in the transaction of the rows it counts."""
+
+
+@dataclass(frozen=True)
+class _LogMark:
+    segment: int
+    record: int
+    rows: int
+
+    def sql(self) -> str:
+        return (f"INSERT OR REPLACE INTO {META_TABLE} VALUES "
+                f"('{_LOG_MARK}', '{self.segment} {self.record} {self.rows}')")
+
+    @staticmethod
+    def read(connection: duckdb.DuckDBPyConnection) -> _LogMark:
+        row = only_row(connection.execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", [_LOG_MARK]))
+        try:
+            segment, record, rows = (int(part) for part in str(row[0]).split()) if row else (0, 0, 0)
+        except ValueError:
+            log.warning("the file's mark of the ingest log is unreadable (%r); replaying all of it", row)
+            return _LogMark(0, 0, 0)
+        return _LogMark(segment, record, rows)
 
 
 @dataclass(frozen=True)
@@ -107,8 +135,8 @@ class CommitWriter:
         self._whole_wanted = False
         # Rows of the head's first pending batch already in the file (a flush split it).
         self._written_of_first = 0
-        # Pending batch (serial) -> the log segment its record is in.
-        self._segment_of: dict[int, int] = {}
+        # Pending batch (serial) -> where its record is in the log.
+        self._position_of: dict[int, LogPosition] = {}
         self._stopping = False
         self._flush_tasks: collections.deque[Callable[[], None]] = collections.deque()
         self._flusher = threading.Thread(target=self._run_flushes, name="tracebaton-flush", daemon=True)
@@ -158,29 +186,37 @@ class CommitWriter:
         log.debug("trace ids of the file read in %.0f ms", (time.perf_counter() - started) * 1000)
 
     def _replay(self, ingest_log: IngestLog) -> None:
-        """Commit what the log holds (requests acknowledged before a crash) to the file."""
+        """Commit what the log holds (requests acknowledged before a crash) and the file does
+        not, to the file."""
         started = time.perf_counter()
+        mark = _LogMark.read(self._connection)
         group: list[HeldBatch] = []
-        spans = replayed = 0
-        for body, content_type, arrival in ingest_log.replay():
+        spans = replayed = skipped = 0
+        for body, content_type, arrival, position in ingest_log.records():
+            if position < (mark.segment, mark.record):
+                skipped += 1
+                continue
             try:
                 held = HeldBatch.of(span_batch(protobuf_body(body, content_type)), arrival)
             except OtlpDecodeError:  # it decoded when it was logged: a bug, not a reason to stop
                 log.exception("a logged request does not decode any more; skipped")
                 continue
+            if position == (mark.segment, mark.record) and mark.rows:
+                held = replace(held, spans=held.spans.slice(mark.rows))  # its first rows are there
             group.append(held)
             spans += held.spans.num_rows
             if spans >= self._flush_rows:
-                self._commit(group)
+                self._commit(group, mark=_LogMark(position.segment, position.record + 1, 0))
                 replayed, group, spans = replayed + spans, [], 0
         if group:
-            self._commit(group)
+            self._commit(group, mark=_LogMark(position.segment, position.record + 1, 0))
             replayed += spans
-        ingest_log.open()
+        ingest_log.open(after_segment=mark.segment)
         ingest_log.delete_before(ingest_log.rotate())
-        if replayed or ingest_log.torn_records:
-            log.info("replayed %d acknowledged spans from the ingest log in %.0f ms (%d torn records "
-                     "dropped)", replayed, (time.perf_counter() - started) * 1000, ingest_log.torn_records)
+        if replayed or skipped or ingest_log.torn_records:
+            log.info("replayed %d acknowledged spans from the ingest log in %.0f ms (%d requests the "
+                     "file held already skipped, %d torn records dropped)", replayed,
+                     (time.perf_counter() - started) * 1000, skipped, ingest_log.torn_records)
 
     @property
     def pending_spans(self) -> int:
@@ -248,9 +284,10 @@ class CommitWriter:
             if self._log is not None else b""
         with self.head.lock:
             if self._log is not None:
-                self._log.append(records)
-                segment = self._log.segment
-                self._segment_of.update((b.serial, segment) for b in held)
+                segment, first = self._log.position
+                self._log.append(records, len(held))
+                self._position_of.update(
+                    (b.serial, LogPosition(segment, first + i)) for i, b in enumerate(held))
             self.head.append(held)
         with self._flush_cond:
             self._appended += len(held)
@@ -317,10 +354,14 @@ class CommitWriter:
         spans = pa.concat_tables(tables).combine_chunks()
         if left:
             spans = spans.slice(0, target)
+        position = self._position_of.get(taken[-1].serial)
+        mark = None if position is None else (
+            _LogMark(position.segment, position.record, taken[-1].spans.num_rows - left) if left
+            else _LogMark(position.segment, position.record + 1, 0))
         started = time.perf_counter()
         try:
             # A request's links go with its last rows: until then the head has them.
-            self._commit(taken, spans=spans, links_of=done)
+            self._commit(taken, spans=spans, links_of=done, mark=mark)
         except duckdb.Error:
             # The head keeps them readable and the log durable; the next tick retries.
             log.exception("writing %d acknowledged spans to the file failed; retrying", target)
@@ -329,10 +370,9 @@ class CommitWriter:
         self.flushes += 1
         self._written_of_first = taken[-1].spans.num_rows - left if left else 0
         for batch in done:
-            self._segment_of.pop(batch.serial, None)
+            self._position_of.pop(batch.serial, None)
         if self._log is not None:
-            first_kept = self._segment_of.get(taken[-1].serial, keep) if left else keep
-            self._log.delete_before(min(first_kept, keep))
+            self._log.delete_before(min(position.segment, keep) if left and position else keep)
         self.head.drop_first(len(done))
         with self._flush_cond:
             self._flushed += len(done)
@@ -394,9 +434,9 @@ class CommitWriter:
         self.swept += len(resources) + len(scopes)
 
     def _commit(self, batches: Sequence[HeldBatch], *, spans: pa.Table | None = None,
-                links_of: Sequence[HeldBatch] | None = None) -> None:
+                links_of: Sequence[HeldBatch] | None = None, mark: _LogMark | None = None) -> None:
         """Write the batches' rows, or `spans` of them and the links of `links_of`, with
-        the resources and scopes of all of them."""
+        the resources and scopes of all of them, and how far the log is in the file now."""
         connection = self._connection
         # One chunk: DuckDB scans an Arrow table a record batch per task, and an INSERT
         # spread over its threads costs about a third more CPU (more, smaller row-group
@@ -438,6 +478,8 @@ class CommitWriter:
             }))
             registered.append("incoming_scopes")
             statements.append("INSERT INTO scopes SELECT * FROM incoming_scopes")
+        if mark is not None:
+            statements.append(mark.sql())
         statements.append("COMMIT")
         try:
             connection.execute(";\n".join(statements))

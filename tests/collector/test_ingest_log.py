@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tracebaton.collector import JSON, PROTOBUF
-from tracebaton.collector._ingest_log import IngestLog, encode_record
+from tracebaton.collector._ingest_log import IngestLog, LogPosition, encode_record
 
 
 def _log_with(directory: Path, *records: bytes) -> IngestLog:
@@ -32,6 +32,23 @@ def test_records_replay_in_order_across_segments(tmp_path: Path) -> None:
                                                   (b"three", PROTOBUF, 3)]
     IngestLog(tmp_path).delete_before(kept)
     assert list(IngestLog(tmp_path).replay()) == [(b"{}", JSON, 2), (b"three", PROTOBUF, 3)]
+
+
+def test_records_are_named_by_segment_and_place_and_a_reopened_log_never_reuses_a_name(
+        tmp_path: Path) -> None:
+    ingest_log = IngestLog(tmp_path)
+    ingest_log.open()
+    assert ingest_log.position == LogPosition(1, 0)
+    ingest_log.append(encode_record(b"one", PROTOBUF, 1) + encode_record(b"two", PROTOBUF, 2), 2)
+    assert ingest_log.position == LogPosition(1, 2)
+    ingest_log.rotate()
+    ingest_log.append(encode_record(b"three", PROTOBUF, 3))
+    ingest_log.close(delete=False)
+    assert [r.position for r in IngestLog(tmp_path).records()] == [(1, 0), (1, 1), (2, 0)]
+    ingest_log.close(delete=True)  # a clean stop: the file may still name segment 2
+    reopened = IngestLog(tmp_path)
+    reopened.open(after_segment=2)
+    assert reopened.position == LogPosition(3, 0)
 
 
 @pytest.mark.parametrize(("tail", "what"), [
