@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_service_map.py
 	$(BIN)/python benchmarks/bench_server_start.py
 	$(BIN)/python benchmarks/bench_trace_fetch.py
+	$(BIN)/python benchmarks/bench_file_writes.py
 
 # The wheel in a clean virtual environment, imported from outside the repository.
 wheel-check: install

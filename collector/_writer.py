@@ -9,8 +9,8 @@ batch, not per request), then deletes the log segments the batch carried.
 Under load a flush writes whole DuckDB row groups and nothing else: DuckDB compresses an
 INSERT's full row groups and writes them to the file at once, the WAL keeping only where
 they are, while a part of one goes through the WAL and is read back and compressed again by
-the next checkpoint. Whole row groups cost about 3.8 µs of CPU a span, 65,536-row commits
-7.3, one row group and a tail 6.6 (written alone to a fresh file, `CHECKPOINT` after). The
+the next checkpoint. Whole row groups cost 3.5-3.8 µs of CPU a span, 65,536-row commits
+6.0-7.3, one row group and a tail 6.5 (`benchmarks/bench_file_writes.py`, two runs). The
 rows past the last whole row group wait in the head for the next flush, even when that
 splits a request: its first rows are then in the file and in the head, and read once, as a
 re-sent span does; its log record stays until its last row is in the file. Every commit
