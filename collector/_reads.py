@@ -21,7 +21,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ._addresses import served_at
-from ._anyvalue import attribute_dict, attribute_patterns, attributes_match
+from ._anyvalue import attribute_dict, attribute_dict_of_bytes, attribute_patterns, attributes_match
+from ._column_messages import AttributeSpan
 from ._head import Head, HeadView, HeldBatch
 from ._ids import ResentSpans, trace_id_bytes
 from ._maintenance import RowLayout
@@ -195,7 +196,7 @@ class SpanReader:
                 service=service,
                 trace_state=span.trace_state,
                 flags=span.flags,
-                attributes=attribute_dict(span.attributes),
+                attributes=attribute_dict_of_bytes(AttributeSpan.FromString(body).attributes),
                 events=tuple(
                     SpanEvent(e.name, e.time_unix_nano, attribute_dict(e.attributes))
                     for e in span.events
@@ -365,7 +366,8 @@ class SpanReader:
                 for trace_id, body in candidates:
                     if trace_id in seen:
                         continue
-                    if attributes_match(attribute_dict(Span.FromString(body).attributes), query.attributes):
+                    attributes = attribute_dict_of_bytes(AttributeSpan.FromString(body).attributes)
+                    if attributes_match(attributes, query.attributes):
                         seen.add(trace_id)
                         matched.append(trace_id)
                         if len(matched) >= limit:
