@@ -60,6 +60,13 @@ DDL = [
     # so no conflict check on the commit path).
     "CREATE TABLE IF NOT EXISTS resources (resource_id BIGINT NOT NULL, service VARCHAR, body BLOB)",
     "CREATE TABLE IF NOT EXISTS scopes (scope_id BIGINT NOT NULL, body BLOB)",
+    # How far the file has caught up with the ingest log, a row per commit (`_writer`):
+    # appended, not updated, since DuckDB checkpoints beside appends but not beside an update.
+    """CREATE TABLE IF NOT EXISTS ingest_log_marks (
+        segment BIGINT NOT NULL,
+        record BIGINT NOT NULL,
+        rows BIGINT NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS flow_results (
         run_id VARCHAR PRIMARY KEY,
         name VARCHAR,

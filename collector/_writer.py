@@ -46,7 +46,7 @@ from ._head import Head, HeldBatch
 from ._ingest_log import IngestLog, LogPosition, encode_record
 from ._ingest_queue import RETRY_AFTER_S, IngestQueue
 from ._model import IngestResult
-from ._schema import META_TABLE, only_row
+from ._schema import only_row
 
 log = logging.getLogger("tracebaton.collector")
 
@@ -54,31 +54,31 @@ ROW_GROUP_ROWS = 122_880
 """DuckDB's rows a row group (its default `row_group_size`, which tracebaton keeps)."""
 _QUIET_ROWS = ROW_GROUP_ROWS // 8
 """Pending rows below this are written whole by the clock: the load is light."""
-_LOG_MARK = "ingest_log_written"
-"""The meta row saying how far the file has caught up with the ingest log: segment, record,
-rows. Every record before (segment, record) is in the file, and the first `rows` rows of
-the one there; written in the transaction of the rows it counts."""
 
 
 @dataclass(frozen=True)
 class _LogMark:
+    """How far the file has caught up with the ingest log: every record before (segment,
+    record) is in the file, and the first `rows` rows of the one there. Written in the
+    transaction of the rows it counts, as a row of `ingest_log_marks` (the newest holds)."""
+
     segment: int
     record: int
     rows: int
 
     def sql(self) -> str:
-        return (f"INSERT OR REPLACE INTO {META_TABLE} VALUES "
-                f"('{_LOG_MARK}', '{self.segment} {self.record} {self.rows}')")
+        return f"INSERT INTO ingest_log_marks VALUES ({self.segment}, {self.record}, {self.rows})"
 
     @staticmethod
     def read(connection: duckdb.DuckDBPyConnection) -> _LogMark:
-        row = only_row(connection.execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", [_LOG_MARK]))
-        try:
-            segment, record, rows = (int(part) for part in str(row[0]).split()) if row else (0, 0, 0)
-        except ValueError:
-            log.warning("the file's mark of the ingest log is unreadable (%r); replaying all of it", row)
-            return _LogMark(0, 0, 0)
-        return _LogMark(segment, record, rows)
+        row = only_row(connection.execute(
+            "SELECT segment, record, rows FROM ingest_log_marks "
+            "ORDER BY segment DESC, record DESC, rows DESC LIMIT 1"))
+        return _LogMark(*(int(v) for v in row)) if row else _LogMark(0, 0, 0)
+
+    def keep_only(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Drop the older marks (at start, with no other transaction to hold a checkpoint)."""
+        connection.execute(f"BEGIN; DELETE FROM ingest_log_marks; {self.sql()}; COMMIT")
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,11 @@ class CommitWriter:
         if group:
             self._commit(group, mark=_LogMark(position.segment, position.record + 1, 0))
             replayed += spans
-        ingest_log.open(after_segment=mark.segment)
+        latest = _LogMark.read(self._connection)
+        marks = only_row(self._connection.execute("SELECT count(*) FROM ingest_log_marks"))
+        if marks is not None and marks[0] > 1:
+            latest.keep_only(self._connection)
+        ingest_log.open(after_segment=latest.segment)
         ingest_log.delete_before(ingest_log.rotate())
         if replayed or skipped or ingest_log.torn_records:
             log.info("replayed %d acknowledged spans from the ingest log in %.0f ms (%d requests the "
