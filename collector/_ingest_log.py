@@ -77,11 +77,6 @@ class IngestLog:
                 found.append((number, path))
         return sorted(found)
 
-    def replay(self) -> Iterator[tuple[bytes, str, int]]:
-        """(body, content type, arrival ns) of every whole record left, oldest first."""
-        for record in self.records():
-            yield record.body, record.content_type, record.arrival_ns
-
     def records(self) -> Iterator[LoggedRecord]:
         """Every whole record left, oldest first, with its position."""
         for number, path in self._segments():
@@ -132,11 +127,6 @@ class IngestLog:
             written = os.write(self._fd, view)
             view = view[written:]
         self._records += records
-
-    @property
-    def segment(self) -> int:
-        """The segment records are appended to now."""
-        return self._segment
 
     def rotate(self) -> int:
         """Continue in a new segment; returns the number of the first segment kept."""

@@ -340,7 +340,7 @@ class CommitWriter:
                 taken, covered, target = list(pending), rows, rows
             else:
                 target = rows - rows % self._flush_rows
-                if not pending or not target:
+                if not target:
                     return False
                 taken, covered = [], -skip
                 for batch in pending:
