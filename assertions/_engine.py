@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from tracebaton import FlowSpecError, format_duration_ns
-from tracebaton.collector import SpanStore, StoredSpan, TraceQuery, TraceSummary
+from tracebaton.collector import SpanStore, StoredSpan, TraceQuery, TraceSummary, WaitCursor
 
 from ._hops import (
     DanglingCall,
@@ -128,8 +128,12 @@ class FlowEngine:
         services = frozenset(self._store.services())
         warn_at: float | None = started + WARN_OF_UNSEEN_AFTER_S  # None once said (or needless)
         stored_delays: dict[str, int | None] = {}
+        # The position the last wait woke at precedes the read that follows it, so it serves as
+        # that read's cursor: a store whose cursor is a query (ClickHouse) asks once a wake, not twice.
+        cursor: WaitCursor | None = None
         while True:
-            cursor = self._store.cursor()
+            if cursor is None:
+                cursor = self._store.cursor()
             final = time.monotonic() >= until
             trace_ids = self._flow_trace_ids(trace_id, stitched_traces)
             self._pin(trace_ids, pinned)
@@ -159,7 +163,7 @@ class FlowEngine:
                 warn_at = None
                 # a peer the flow's hops name (peer.service) never exports spans of its own
                 named = frozenset(name for hop in hops for name in (hop.caller, hop.callee))
-                self._warn_of_unseen_services(spec, frozenset(self._store.services()), named)
+                self._warn_of_unseen_services(spec, services, named)
             if not settled:
                 hops = unsettled(hops)
             window = None
@@ -192,16 +196,18 @@ class FlowEngine:
                 wake = min(wake, time.monotonic() + (min(waiting) + grace - now) / 1e9)
             elif window is not None and last is not None:
                 wake = min(wake, time.monotonic() + (last + window - now) / 1e9)
-            self._store.wait(trace_ids, wake, after=cursor)
+            cursor = self._store.wait(trace_ids, wake, after=cursor)
 
-    @staticmethod
-    def _warn_of_unseen_services(spec: FlowSpec, services: frozenset[str], named: frozenset[str]) -> None:
+    def _warn_of_unseen_services(self, spec: FlowSpec, services: frozenset[str],
+                                 named: frozenset[str]) -> None:
         """A service the store never saw waits the whole timeout (its export delay is unknown):
         say so once the flow has settled without it (or after `WARN_OF_UNSEEN_AFTER_S`), long before the
         verdict (a typo shows in pytest's captured log, the server's log, and live with
         --log-cli-level=WARNING). Not at the very start: a flow's later services are often
         still exporting then, and a peer is only known once a hop names it."""
-        warning = unseen_services_warning(spec, services, named)
+        if not unseen_services_warning(spec, services, named):
+            return  # the store had seen them all when the check began: no need to ask again
+        warning = unseen_services_warning(spec, frozenset(self._store.services()), named)
         if warning:
             log.warning("%s", warning)
 
