@@ -264,7 +264,7 @@ class ClickHouseReads:
 
     def services(self) -> list[str]:
         rows = self._rows(
-            f"SELECT DISTINCT toString(ServiceName) AS s FROM {self._tables.traces} "
+            f"SELECT DISTINCT toString(ServiceName) AS s FROM {self._tables.services} "
             "WHERE s != '' ORDER BY s", {})
         return [r[0] for r in rows]
 

@@ -289,3 +289,20 @@ def test_a_pinned_trace_outlives_its_rows_in_a_traces_table_with_a_ttl(make_stor
     assert [s.span_id for s in store.trace(TRACE.hex())] == [ROOT.hex(), CHILD.hex()]
     store.unpin(TRACE.hex())
     assert store.trace(TRACE.hex()) == []
+
+
+def test_services_the_exporter_wrote_before_tracebaton_came_are_listed(make_store: StoreMaker) -> None:
+    # a Collector filled the tables first; tracebaton's services table is made later
+    location = parse_clickhouse_url(make_store.url("before"))
+    client = clickhouse_connect.get_client(dsn=f"chdb://{location.chdb_path}")
+    for statement in exporter_ddl(location.tables):
+        client.command(statement)
+    client.insert(location.tables.traces_table,
+                  [[r[c] for c in _COLUMNS] for r in [{**GOLDEN[0], "ServiceName": "ledger"}]],
+                  column_names=_COLUMNS, database=location.tables.database)
+    store = make_store("before")
+    assert store.services() == ["ledger"]
+    store.ingest(_request().SerializeToString(), PROTOBUF).result(30)
+    assert store.services() == ["ledger", "payment"]
+    store.shutdown()
+    assert make_store("before").services() == ["ledger", "payment"]   # listed once, not backfilled again
