@@ -264,13 +264,13 @@ class ClickHouseReads:
 
     def services(self) -> list[str]:
         rows = self._rows(
-            f"SELECT DISTINCT toString(ServiceName) AS s FROM {self._tables.services} "
+            f"SELECT DISTINCT toString(ServiceName) AS s FROM {self._tables.operations} "
             "WHERE s != '' ORDER BY s", {})
         return [r[0] for r in rows]
 
     def operations(self, service: str) -> list[Operation]:
         rows = self._rows(
-            f"SELECT DISTINCT toString(SpanName), toString(SpanKind) FROM {self._tables.traces} "
+            f"SELECT DISTINCT toString(SpanName), toString(SpanKind) FROM {self._tables.operations} "
             "WHERE ServiceName = {service:String}", {"service": service})
         found = {(name, _KINDS.get(kind, SpanKind.UNSPECIFIED)) for name, kind in rows}
         return [Operation(name, kind) for name, kind in sorted(found, key=lambda o: (o[0], int(o[1])))]

@@ -41,8 +41,8 @@ from ._clickhouse_schema import (
     describe,
     exporter_ddl,
     missing_table_error,
+    operations_backfill,
     own_ddl,
-    services_backfill,
 )
 from ._decode import protobuf_body
 from ._decode_pool import DecodePool
@@ -391,8 +391,8 @@ class ClickHouseSpanStore:
         self._traces_have_ttl = bool(engine) and " TTL " in f" {engine[0][0]} "
         for ddl in own_ddl(t):
             client.command(ddl)
-        if t.own_name("services") not in present:
-            client.command(services_backfill(t))
+        if t.own_name("operations") not in present:
+            client.command(operations_backfill(t))
 
     def __enter__(self) -> ClickHouseSpanStore:
         return self.start()

@@ -17,6 +17,7 @@ from tracebaton import OtlpDecodeError
 from tracebaton.collector import (
     JSON,
     PROTOBUF,
+    Operation,
     ClickHouseSpanStore,
     DecodePool,
     SpanKind,
@@ -291,8 +292,8 @@ def test_a_pinned_trace_outlives_its_rows_in_a_traces_table_with_a_ttl(make_stor
     assert store.trace(TRACE.hex()) == []
 
 
-def test_services_the_exporter_wrote_before_tracebaton_came_are_listed(make_store: StoreMaker) -> None:
-    # a Collector filled the tables first; tracebaton's services table is made later
+def test_operations_the_exporter_wrote_before_tracebaton_came_are_listed(make_store: StoreMaker) -> None:
+    # a Collector filled the tables first; tracebaton's operations table is made later
     location = parse_clickhouse_url(make_store.url("before"))
     client = clickhouse_connect.get_client(dsn=f"chdb://{location.chdb_path}")
     for statement in exporter_ddl(location.tables):
@@ -302,7 +303,10 @@ def test_services_the_exporter_wrote_before_tracebaton_came_are_listed(make_stor
                   column_names=_COLUMNS, database=location.tables.database)
     store = make_store("before")
     assert store.services() == ["ledger"]
+    assert store.operations("ledger") == [Operation("POST /charge", SpanKind.SERVER)]
     store.ingest(_request().SerializeToString(), PROTOBUF).result(30)
     assert store.services() == ["ledger", "payment"]
+    assert store.operations("payment") == [Operation("POST /charge", SpanKind.SERVER),
+                                           Operation("stripe.charge", SpanKind.CLIENT)]
     store.shutdown()
     assert make_store("before").services() == ["ledger", "payment"]   # listed once, not backfilled again
