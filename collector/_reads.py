@@ -399,17 +399,20 @@ class SpanReader:
         limit = max(1, min(int(query.limit), 10_000))
         if query.attributes:
             matched = self._attribute_matches(condition, params, query, limit, with_head)
-            if not matched:
-                return []
-            id_source = "SELECT unnest(?) AS trace_id"
-            id_params: list[Any] = [matched]
         else:
-            id_source = (f"SELECT s.trace_id FROM spans s WHERE {condition} GROUP BY s.trace_id "
-                         "ORDER BY max(s.arrival_ns) DESC LIMIT ?")
-            id_params = [*params, limit]
+            # The ids first, in a statement of their own: as a subquery of the summaries, with
+            # the head in the union, DuckDB scanned every row of the file for them (a search by
+            # service among 2 million spans with 30,000 in the head took 159 ms, split 26 ms).
+            matched = [row[0] for row in self._connection.execute(
+                f"{with_head} SELECT s.trace_id FROM spans s WHERE {condition} GROUP BY s.trace_id "
+                "ORDER BY max(s.arrival_ns) DESC LIMIT ?", [*params, limit]).fetchall()]
+        if not matched:
+            return []
+        # The file may have taken rows from the head since: a span then counts in both, and
+        # every summary below is a min, a max or a distinct count, which it leaves as it was.
         rows = self._connection.execute(
             f"""
-            {with_head + "," if with_head else "WITH"} ids AS ({id_source})
+            {with_head + "," if with_head else "WITH"} ids AS (SELECT unnest(?) AS trace_id)
             SELECT trace_id,
                    coalesce(arg_min(service, start_ns) FILTER (WHERE parent_span_id IS NULL),
                             arg_min(service, start_ns)),
@@ -424,7 +427,7 @@ class SpanReader:
             GROUP BY trace_id
             ORDER BY max(arrival_ns) DESC, trace_id
             """,
-            id_params,
+            [matched],
         ).fetchall()
         return [
             TraceSummary(
