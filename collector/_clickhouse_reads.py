@@ -16,7 +16,7 @@ import orjson
 
 from ._addresses import served_at
 from ._anyvalue import PRESENT
-from ._clickhouse_schema import Tables
+from ._clickhouse_schema import Tables, oldest_span_start, operations_kept
 from ._clickhouse_values import float_string
 from ._model import (
     Attributes,
@@ -262,16 +262,20 @@ class ClickHouseReads:
             "AND TraceId != {tid:String} ORDER BY TraceId", {"tid": trace_id})
         return [r[0] for r in rows]
 
-    def services(self) -> list[str]:
+    def oldest_span_start(self) -> int:
+        rows = self._rows(oldest_span_start(self._tables), {})
+        return int(rows[0][0]) if rows else 0
+
+    def services(self, kept_since: int) -> list[str]:
         rows = self._rows(
-            f"SELECT DISTINCT toString(ServiceName) AS s FROM {self._tables.operations} "
-            "WHERE s != '' ORDER BY s", {})
+            f"SELECT DISTINCT toString(ServiceName) AS s FROM {operations_kept(self._tables)} "
+            "WHERE s != '' ORDER BY s", {"kept_since": kept_since})
         return [r[0] for r in rows]
 
-    def operations(self, service: str) -> list[Operation]:
+    def operations(self, service: str, kept_since: int) -> list[Operation]:
         rows = self._rows(
-            f"SELECT DISTINCT toString(SpanName), toString(SpanKind) FROM {self._tables.operations} "
-            "WHERE ServiceName = {service:String}", {"service": service})
+            f"SELECT DISTINCT toString(SpanName), toString(SpanKind) FROM {operations_kept(self._tables)} "
+            "WHERE ServiceName = {service:String}", {"service": service, "kept_since": kept_since})
         found = {(name, _KINDS.get(kind, SpanKind.UNSPECIFIED)) for name, kind in rows}
         return [Operation(name, kind) for name, kind in sorted(found, key=lambda o: (o[0], int(o[1])))]
 

@@ -213,17 +213,16 @@ WHERE LinkedTraceId != '' AND LinkedTraceId != TraceId""",
     # The operations (service, span name, kind) the traces table holds, a row per operation and
     # insert block, merged to one an operation: `services()` starts every check, and over
     # otel_traces `DISTINCT ServiceName` reads every row (24-48 ms at 10 million spans) and a
-    # service's operations all of its rows (190 ms). An operation not seen for 30 days is
-    # dropped, as arrivals are; spans written before this table existed are listed by
-    # `operations_backfill`.
+    # service's operations all of its rows (123-190 ms). No TTL of its own: an operation is
+    # listed while the traces table may still hold one of its spans (see `operations_kept`).
+    # Spans written before this table existed are listed by `operations_backfill`.
     """CREATE TABLE IF NOT EXISTS {operations} (
     ServiceName LowCardinality(String),
     SpanName LowCardinality(String),
     SpanKind LowCardinality(String),
     LastSeen DateTime
 ) ENGINE = ReplacingMergeTree(LastSeen)
-ORDER BY (ServiceName, SpanName, SpanKind)
-TTL LastSeen + toIntervalDay(30)""",
+ORDER BY (ServiceName, SpanName, SpanKind)""",
     """CREATE MATERIALIZED VIEW IF NOT EXISTS {operations_mv} TO {operations} AS
 SELECT ServiceName, SpanName, SpanKind, now() AS LastSeen FROM {traces}
 GROUP BY ServiceName, SpanName, SpanKind""",
@@ -278,12 +277,35 @@ def own_ddl(tables: Tables) -> list[str]:
     return [ddl.format(**fields) for ddl in _OWN_DDL]
 
 
-def operations_backfill(tables: Tables) -> str:
-    """Lists the operations of spans written before the operations table existed; run once,
-    after its view (an insert meanwhile is listed twice, which the table merges)."""
-    return (f"INSERT INTO {tables.operations} (ServiceName, SpanName, SpanKind, LastSeen) "
+OPERATIONS_FILLED = "tracebaton: filled from the traces table"
+"""The operations table's comment once `operations_backfill` succeeded: a start that failed
+part way fills it again at the next start (a repeat is merged away)."""
+
+
+def operations_backfill(tables: Tables) -> list[str]:
+    """Lists the operations of spans written before the operations table existed, then marks
+    the table filled; run after its view exists, so an insert meanwhile is not missed."""
+    return [f"INSERT INTO {tables.operations} (ServiceName, SpanName, SpanKind, LastSeen) "
             f"SELECT ServiceName, SpanName, SpanKind, now() FROM {tables.traces} "
-            "GROUP BY ServiceName, SpanName, SpanKind")
+            "GROUP BY ServiceName, SpanName, SpanKind",
+            f"ALTER TABLE {tables.operations} MODIFY COMMENT '{OPERATIONS_FILLED}'"]
+
+
+CLOCK_AHEAD_S = 3600
+"""How far a service's clock may run ahead of ClickHouse's and its operations stay listed."""
+
+
+def oldest_span_start(tables: Tables) -> str:
+    """The traces table's oldest span start, in seconds (the parts' min-max indexes answer it
+    without reading rows; 0 when it is empty)."""
+    return f"SELECT toUnixTimestamp(min(Timestamp)) FROM {tables.traces}"
+
+
+def operations_kept(tables: Tables) -> str:
+    """The operations whose spans the traces table may still hold: seen since its oldest span
+    started (`{kept_since:UInt32}`, that start less `CLOCK_AHEAD_S`). With a TTL on the traces
+    table, an operation whose spans all expired drops off the list."""
+    return f"(SELECT * FROM {tables.operations} WHERE LastSeen >= toDateTime({{kept_since:UInt32}}))"
 
 
 # --- checking what is there -----------------------------------------------------------------

@@ -35,7 +35,9 @@ from ._clickhouse_reads import ClickHouseReads
 from ._clickhouse_rows import RowBatch, arrow_rows, exporter_rows, row_batch
 from ._clickhouse_runs import ClickHouseRuns
 from ._clickhouse_schema import (
+    CLOCK_AHEAD_S,
     DEFAULT_TRACES_TABLE,
+    OPERATIONS_FILLED,
     Tables,
     check_traces_columns,
     describe,
@@ -68,6 +70,7 @@ POLL_FIRST_S = 0.025
 POLL_MAX_S = 0.250
 _POLL_BACKOFF = 1.5
 LATE_WINDOW_S = 30
+_OLDEST_SPAN_FOR_S = 60.0
 """How long an insert may take between its materialized views' `now64()` and its rows
 becoming visible: rows stamped up to this long before a cursor are watched for too."""
 _INSTALL_CLICKHOUSE = "pip install 'tracebaton[clickhouse]'"
@@ -264,6 +267,7 @@ class ClickHouseSpanStore:
         self._copied: set[str] = set()
         self._pins_lock = threading.Lock()
         self._traces_have_ttl = False
+        self._oldest_span: tuple[float, int] | None = None  # (when asked, monotonic; its start, s)
         # this process's own inserts wake its waiters at once
         self._wake = threading.Condition()
         self._wake_sequence = 0
@@ -391,8 +395,12 @@ class ClickHouseSpanStore:
         self._traces_have_ttl = bool(engine) and " TTL " in f" {engine[0][0]} "
         for ddl in own_ddl(t):
             client.command(ddl)
-        if t.own_name("operations") not in present:
-            client.command(operations_backfill(t))
+        filled = client.query(
+            "SELECT comment FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+            parameters={"db": t.database, "name": t.own_name("operations")}).result_rows
+        if not filled or filled[0][0] != OPERATIONS_FILLED:
+            for statement in operations_backfill(t):
+                client.command(statement)
 
     def __enter__(self) -> ClickHouseSpanStore:
         return self.start()
@@ -477,12 +485,22 @@ class ClickHouseSpanStore:
         linked: list[str] = self._read(lambda r: r.linked(key))
         return linked
 
+    def _kept_since(self, reads: ClickHouseReads) -> int:
+        """Since when an operation must have been seen to be listed (`operations_kept`). The
+        oldest span changes only when TTL drops a part: asked once a minute, not every list."""
+        asked = self._oldest_span
+        now = time.monotonic()
+        if asked is None or now - asked[0] > _OLDEST_SPAN_FOR_S:
+            asked = (now, reads.oldest_span_start())
+            self._oldest_span = asked
+        return max(0, asked[1] - CLOCK_AHEAD_S)
+
     def services(self) -> list[str]:
-        services: list[str] = self._read(lambda r: r.services())
+        services: list[str] = self._read(lambda r: r.services(self._kept_since(r)))
         return services
 
     def operations(self, service: str) -> list[Operation]:
-        operations: list[Operation] = self._read(lambda r: r.operations(service))
+        operations: list[Operation] = self._read(lambda r: r.operations(service, self._kept_since(r)))
         return operations
 
     def span_count(self) -> int:

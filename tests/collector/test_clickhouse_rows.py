@@ -5,6 +5,7 @@ against tracebaton's own output), and rows the exporter wrote read the same as i
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import clickhouse_connect
@@ -27,7 +28,7 @@ from tracebaton.collector import (
     encode_export_request_json,
 )
 from tracebaton.collector._clickhouse_rows import arrow_rows, exporter_rows, row_batch
-from tracebaton.collector._clickhouse_schema import exporter_ddl
+from tracebaton.collector._clickhouse_schema import exporter_ddl, own_ddl
 from tracebaton.collector._clickhouse_store import parse_clickhouse_url
 
 TRACE = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
@@ -292,7 +293,9 @@ def test_a_pinned_trace_outlives_its_rows_in_a_traces_table_with_a_ttl(make_stor
     assert store.trace(TRACE.hex()) == []
 
 
-def test_operations_the_exporter_wrote_before_tracebaton_came_are_listed(make_store: StoreMaker) -> None:
+@pytest.mark.parametrize("refill", [False, True], ids=["first-start", "after-a-failed-start"])
+def test_operations_the_exporter_wrote_before_tracebaton_came_are_listed(make_store: StoreMaker,
+                                                                          refill: bool) -> None:
     # a Collector filled the tables first; tracebaton's operations table is made later
     location = parse_clickhouse_url(make_store.url("before"))
     client = clickhouse_connect.get_client(dsn=f"chdb://{location.chdb_path}")
@@ -301,6 +304,9 @@ def test_operations_the_exporter_wrote_before_tracebaton_came_are_listed(make_st
     client.insert(location.tables.traces_table,
                   [[r[c] for c in _COLUMNS] for r in [{**GOLDEN[0], "ServiceName": "ledger"}]],
                   column_names=_COLUMNS, database=location.tables.database)
+    if refill:  # a first start made tracebaton's tables, then died before it filled them
+        for statement in own_ddl(location.tables):
+            client.command(statement)
     store = make_store("before")
     assert store.services() == ["ledger"]
     assert store.operations("ledger") == [Operation("POST /charge", SpanKind.SERVER)]
@@ -310,3 +316,15 @@ def test_operations_the_exporter_wrote_before_tracebaton_came_are_listed(make_st
                                            Operation("stripe.charge", SpanKind.CLIENT)]
     store.shutdown()
     assert make_store("before").services() == ["ledger", "payment"]   # listed once, not backfilled again
+
+
+def test_a_service_whose_spans_all_expired_is_not_listed(store: SpanStore) -> None:
+    # TTL dropped every span of 'ledger' (last seen two days ago); the oldest span stored is
+    # a day old: only the services that may still have spans are listed
+    assert isinstance(store, ClickHouseSpanStore)
+    day_ago = time.time_ns() - 86_400 * 10**9
+    _insert_as_the_exporter_does(store, [{**GOLDEN[0], "Timestamp": day_ago}])
+    _client(store).command(
+        f"INSERT INTO {store.tables.operations} VALUES ('ledger', 'POST /post', 'Server', now() - 2 * 86400)")
+    assert store.services() == ["payment"]
+    assert store.operations("ledger") == []
