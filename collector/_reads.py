@@ -410,6 +410,7 @@ class SpanReader:
             return []
         # The file may have taken rows from the head since: a span then counts in both, and
         # every summary below is a min, a max or a distinct count, which it leaves as it was.
+        # A trace retention pruned meanwhile is left out, as a search a moment later would.
         rows = self._connection.execute(
             f"""
             {with_head + "," if with_head else "WITH"} ids AS (SELECT unnest(?) AS trace_id)

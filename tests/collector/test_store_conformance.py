@@ -445,6 +445,9 @@ def test_a_returned_cursor_waits_for_what_comes_after_it(store: SpanStore) -> No
     woke = store.wait([trace_id.hex()], time.monotonic() + 30, after)
     assert woke is not None
     assert store.wait([trace_id.hex()], time.monotonic() + 0.05, woke) is None  # nothing newer
+    # a check waits from the cursor its last wake returned: the next span must wake it
+    _commit(store, valid_request(trace_id))
+    assert store.wait([trace_id.hex()], time.monotonic() + 30, woke) is not None
 
 
 # bad ids --------------------------------------------------------------------------------------
