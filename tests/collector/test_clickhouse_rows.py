@@ -18,9 +18,9 @@ from tracebaton import OtlpDecodeError
 from tracebaton.collector import (
     JSON,
     PROTOBUF,
-    Operation,
     ClickHouseSpanStore,
     DecodePool,
+    Operation,
     SpanKind,
     SpanStore,
     StatusCode,
