@@ -16,7 +16,7 @@ import orjson
 
 from ._addresses import served_at
 from ._anyvalue import PRESENT
-from ._clickhouse_schema import Tables, oldest_span_start, operations_kept
+from ._clickhouse_schema import Tables
 from ._clickhouse_values import float_string
 from ._model import (
     Attributes,
@@ -59,6 +59,9 @@ _HEADER_PREFIXES = ("http.request.header.", "http.response.header.",
                     "rpc.grpc.request.metadata.", "rpc.grpc.response.metadata.")
 
 _END_NS = "toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)"
+
+CLOCK_AHEAD_S = 3600
+"""How far a service's clock may run ahead of ClickHouse's and its operations stay listed."""
 
 
 def _span_columns(scope_columns: bool) -> str:
@@ -263,19 +266,29 @@ class ClickHouseReads:
         return [r[0] for r in rows]
 
     def oldest_span_start(self) -> int:
-        rows = self._rows(oldest_span_start(self._tables), {})
+        """The traces table's oldest span start, in seconds (0 when it is empty): the parts'
+        min-max indexes answer it without reading rows."""
+        rows = self._rows(f"SELECT toUnixTimestamp(min(Timestamp)) FROM {self._tables.traces}", {})
         return int(rows[0][0]) if rows else 0
 
-    def services(self, kept_since: int) -> list[str]:
-        rows = self._rows(
-            f"SELECT DISTINCT toString(ServiceName) AS s FROM {operations_kept(self._tables)} "
-            "WHERE s != '' ORDER BY s", {"kept_since": kept_since})
+    def _operations_kept(self, oldest_span_start: int) -> tuple[str, dict[str, Any]]:
+        """The operations whose spans the traces table may still hold: seen since its oldest
+        span started, less `CLOCK_AHEAD_S`. Under a TTL on the traces table, an operation
+        whose spans all expired drops off the list."""
+        return (f"(SELECT * FROM {self._tables.operations} WHERE LastSeen >= toDateTime({{kept:UInt32}}))",
+                {"kept": max(0, oldest_span_start - CLOCK_AHEAD_S)})
+
+    def services(self, oldest_span_start: int) -> list[str]:
+        kept, params = self._operations_kept(oldest_span_start)
+        rows = self._rows(f"SELECT DISTINCT toString(ServiceName) AS s FROM {kept} WHERE s != '' ORDER BY s",
+                          params)
         return [r[0] for r in rows]
 
-    def operations(self, service: str, kept_since: int) -> list[Operation]:
+    def operations(self, service: str, oldest_span_start: int) -> list[Operation]:
+        kept, params = self._operations_kept(oldest_span_start)
         rows = self._rows(
-            f"SELECT DISTINCT toString(SpanName), toString(SpanKind) FROM {operations_kept(self._tables)} "
-            "WHERE ServiceName = {service:String}", {"service": service, "kept_since": kept_since})
+            f"SELECT DISTINCT toString(SpanName), toString(SpanKind) FROM {kept} "
+            "WHERE ServiceName = {service:String}", {**params, "service": service})
         found = {(name, _KINDS.get(kind, SpanKind.UNSPECIFIED)) for name, kind in rows}
         return [Operation(name, kind) for name, kind in sorted(found, key=lambda o: (o[0], int(o[1])))]
 

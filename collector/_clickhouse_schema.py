@@ -214,7 +214,7 @@ WHERE LinkedTraceId != '' AND LinkedTraceId != TraceId""",
     # insert block, merged to one an operation: `services()` starts every check, and over
     # otel_traces `DISTINCT ServiceName` reads every row (24-48 ms at 10 million spans) and a
     # service's operations all of its rows (123-190 ms). No TTL of its own: an operation is
-    # listed while the traces table may still hold one of its spans (see `operations_kept`).
+    # listed while the traces table may still hold one of its spans (`ClickHouseReads.services`).
     # Spans written before this table existed are listed by `operations_backfill`.
     """CREATE TABLE IF NOT EXISTS {operations} (
     ServiceName LowCardinality(String),
@@ -289,23 +289,6 @@ def operations_backfill(tables: Tables) -> list[str]:
             f"SELECT ServiceName, SpanName, SpanKind, now() FROM {tables.traces} "
             "GROUP BY ServiceName, SpanName, SpanKind",
             f"ALTER TABLE {tables.operations} MODIFY COMMENT '{OPERATIONS_FILLED}'"]
-
-
-CLOCK_AHEAD_S = 3600
-"""How far a service's clock may run ahead of ClickHouse's and its operations stay listed."""
-
-
-def oldest_span_start(tables: Tables) -> str:
-    """The traces table's oldest span start, in seconds (the parts' min-max indexes answer it
-    without reading rows; 0 when it is empty)."""
-    return f"SELECT toUnixTimestamp(min(Timestamp)) FROM {tables.traces}"
-
-
-def operations_kept(tables: Tables) -> str:
-    """The operations whose spans the traces table may still hold: seen since its oldest span
-    started (`{kept_since:UInt32}`, that start less `CLOCK_AHEAD_S`). With a TTL on the traces
-    table, an operation whose spans all expired drops off the list."""
-    return f"(SELECT * FROM {tables.operations} WHERE LastSeen >= toDateTime({{kept_since:UInt32}}))"
 
 
 # --- checking what is there -----------------------------------------------------------------

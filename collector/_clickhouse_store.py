@@ -35,7 +35,6 @@ from ._clickhouse_reads import ClickHouseReads
 from ._clickhouse_rows import RowBatch, arrow_rows, exporter_rows, row_batch
 from ._clickhouse_runs import ClickHouseRuns
 from ._clickhouse_schema import (
-    CLOCK_AHEAD_S,
     DEFAULT_TRACES_TABLE,
     OPERATIONS_FILLED,
     Tables,
@@ -388,17 +387,15 @@ class ClickHouseSpanStore:
             if name not in present:
                 raise missing_table_error(t, name)
         self._scope_columns = checked() >= {"ScopeName", "ScopeVersion"}
-        engine = client.query(
-            "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-            parameters={"db": t.database, "name": t.traces_table}).result_rows
-        # pins copy a trace's rows only where TTL could drop them (the exporter's `ttl` option)
-        self._traces_have_ttl = bool(engine) and " TTL " in f" {engine[0][0]} "
         for ddl in own_ddl(t):
             client.command(ddl)
-        filled = client.query(
-            "SELECT comment FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-            parameters={"db": t.database, "name": t.own_name("operations")}).result_rows
-        if not filled or filled[0][0] != OPERATIONS_FILLED:
+        tables = {str(name): (str(engine), str(comment)) for name, engine, comment in client.query(
+            "SELECT name, engine_full, comment FROM system.tables WHERE database = {db:String} "
+            "AND name IN {names:Array(String)}",
+            parameters={"db": t.database, "names": [t.traces_table, t.own_name("operations")]}).result_rows}
+        # pins copy a trace's rows only where TTL could drop them (the exporter's `ttl` option)
+        self._traces_have_ttl = " TTL " in f" {tables.get(t.traces_table, ('', ''))[0]} "
+        if tables.get(t.own_name("operations"), ("", ""))[1] != OPERATIONS_FILLED:
             for statement in operations_backfill(t):
                 client.command(statement)
 
@@ -485,22 +482,23 @@ class ClickHouseSpanStore:
         linked: list[str] = self._read(lambda r: r.linked(key))
         return linked
 
-    def _kept_since(self, reads: ClickHouseReads) -> int:
-        """Since when an operation must have been seen to be listed (`operations_kept`). The
-        oldest span changes only when TTL drops a part: asked once a minute, not every list."""
+    def _oldest_span_start(self, reads: ClickHouseReads) -> int:
+        """Which operations are listed depends on it (`ClickHouseReads.services`); it changes
+        only when TTL drops a part, so it is asked once a minute, not with every list."""
         asked = self._oldest_span
         now = time.monotonic()
         if asked is None or now - asked[0] > _OLDEST_SPAN_FOR_S:
             asked = (now, reads.oldest_span_start())
             self._oldest_span = asked
-        return max(0, asked[1] - CLOCK_AHEAD_S)
+        return asked[1]
 
     def services(self) -> list[str]:
-        services: list[str] = self._read(lambda r: r.services(self._kept_since(r)))
+        services: list[str] = self._read(lambda r: r.services(self._oldest_span_start(r)))
         return services
 
     def operations(self, service: str) -> list[Operation]:
-        operations: list[Operation] = self._read(lambda r: r.operations(service, self._kept_since(r)))
+        operations: list[Operation] = self._read(
+            lambda r: r.operations(service, self._oldest_span_start(r)))
         return operations
 
     def span_count(self) -> int:
